@@ -1,0 +1,187 @@
+"""The moving-balls video of Appendix D: simulate trajectories, render anti-aliased frames, cache on disk.
+
+Coordinates are continuous pixel units: pixel column i covers [i, i + 1), so its centre is at i + 0.5.
+Ball centres are stored as (x, y) = (horizontal, vertical) in those units.
+"""
+import colorsys
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rpm_cli.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1  # bump when the simulation or rendering changes, so old caches are not reused
+CORAL = (255, 127, 80)  # the first ball, as in Fig. 1D
+PALETTE = [CORAL, (64, 128, 255), (96, 224, 96), (255, 215, 0), (200, 80, 255), (0, 210, 210)]
+MAX_TRIES_PER_MOVE = 2000  # after the noise range reaches ±180°, tries are uniform over all headings
+MAX_PLACEMENT_TRIES = 10_000
+
+
+class InfeasibleVideo(ValueError):
+    """The requested video cannot be generated (balls do not fit, or they jam)."""
+
+
+@dataclass(frozen=True)
+class Video:
+    frames: np.ndarray  # (n_frames, 3, H, W) uint8
+    centres: np.ndarray  # (n_frames, n_balls, 2) float32, (x, y) in pixels
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+
+def ball_colours(n_balls: int) -> list[tuple[int, int, int]]:
+    extra = [colorsys.hsv_to_rgb((0.61803 * k) % 1.0, 0.8, 1.0) for k in range(max(0, n_balls - len(PALETTE)))]
+    return (PALETTE + [tuple(int(255 * c) for c in rgb) for rgb in extra])[:n_balls]
+
+
+def check_feasible(image_size: int, n_balls: int, diameter: float, step: float) -> None:
+    if image_size < 1 or n_balls < 1 or diameter <= 0 or step <= 0:
+        raise InfeasibleVideo("image_size, n_balls, ball_diameter and step must all be positive")
+    if diameter >= image_size:
+        raise InfeasibleVideo(f"ball_diameter ({diameter}) must be smaller than image_size ({image_size})")
+    # Balls must keep room to move: generous rule of thumb, at most half the area covered by their squares.
+    if n_balls * diameter**2 > 0.5 * image_size**2:
+        raise InfeasibleVideo(
+            f"{n_balls} balls of diameter {diameter} do not fit in a {image_size}x{image_size} frame "
+            f"(their squares would cover over half of it)"
+        )
+
+
+def _valid(pos: np.ndarray, others: np.ndarray, radius: float, diameter: float, size: int) -> bool:
+    if not (radius <= pos[0] <= size - radius and radius <= pos[1] <= size - radius):
+        return False
+    return others.size == 0 or bool(np.all(np.hypot(*(others - pos).T) >= diameter))
+
+
+def simulate(n_frames: int, image_size: int, n_balls: int, diameter: float, step: float,
+             heading_noise_deg: float, seed: int) -> np.ndarray:
+    """Ball centres (n_frames, n_balls, 2) following Appendix D.
+
+    Each ball moves `step` pixels per frame; its new heading is the previous one plus U(-noise, +noise).
+    A move that would leave the frame or overlap another ball is resampled with the noise range doubled.
+    """
+    check_feasible(image_size, n_balls, diameter, step)
+    rng = np.random.default_rng(seed)
+    radius = diameter / 2
+    pos = np.zeros((n_balls, 2))
+    for b in range(n_balls):
+        for _ in range(MAX_PLACEMENT_TRIES):
+            candidate = rng.uniform(radius, image_size - radius, size=2)
+            if _valid(candidate, pos[:b], radius, diameter, image_size):
+                pos[b] = candidate
+                break
+        else:
+            raise InfeasibleVideo(f"could not place {n_balls} balls of diameter {diameter} in {image_size}px")
+    heading = rng.uniform(0.0, 360.0, size=n_balls)
+    centres = np.empty((n_frames, n_balls, 2))
+    centres[0] = pos
+    for t in range(1, n_frames):
+        for b in range(n_balls):
+            width = heading_noise_deg
+            for _ in range(MAX_TRIES_PER_MOVE):
+                new_heading = heading[b] + rng.uniform(-width, width)
+                rad = math.radians(new_heading)
+                candidate = pos[b] + step * np.array([math.cos(rad), math.sin(rad)])
+                others = np.delete(pos, b, axis=0)
+                if _valid(candidate, others, radius, diameter, image_size):
+                    break
+                width = min(2 * width, 180.0)
+            else:
+                raise InfeasibleVideo(f"ball {b} is jammed at frame {t}: no valid move in {MAX_TRIES_PER_MOVE} tries")
+            pos[b] = candidate
+            heading[b] = new_heading % 360.0
+        centres[t] = pos
+    return centres
+
+
+def render(centres: np.ndarray, image_size: int, diameter: float) -> np.ndarray:
+    """Anti-aliased frames (n, 3, H, W) uint8 on black: a pixel's coverage is clip(r + 0.5 - distance, 0, 1).
+
+    Coverage is computed for all frames at once on a small patch around each ball, then pasted frame by
+    frame, so 900 frames of 256x256 take a fraction of a second.
+    """
+    n, n_balls, _ = centres.shape
+    radius = diameter / 2
+    frames = np.zeros((n, 3, image_size, image_size), dtype=np.uint8)
+    half = int(math.ceil(radius)) + 1
+    offsets = np.arange(-half, half + 1)
+    for b, colour in enumerate(ball_colours(n_balls)):
+        cx, cy = centres[:, b, 0], centres[:, b, 1]
+        x0 = np.floor(cx).astype(int) - half  # patch origin; may lie partly outside the frame
+        y0 = np.floor(cy).astype(int) - half
+        dx2 = (x0[:, None] + offsets + half + 0.5 - cx[:, None]) ** 2
+        dy2 = (y0[:, None] + offsets + half + 0.5 - cy[:, None]) ** 2
+        cover = np.clip(radius + 0.5 - np.sqrt(dy2[:, :, None] + dx2[:, None, :]), 0.0, 1.0)  # (n, P, P)
+        paint = np.rint(cover[:, None] * np.asarray(colour, np.float32)[None, :, None, None]).astype(np.uint16)
+        for t in range(n):
+            # Crop the patch to the frame (only zero-coverage pixels fall outside it).
+            ys = slice(max(y0[t], 0), min(y0[t] + paint.shape[2], image_size))
+            xs = slice(max(x0[t], 0), min(x0[t] + paint.shape[3], image_size))
+            patch = paint[t, :, ys.start - y0[t]:ys.stop - y0[t], xs.start - x0[t]:xs.stop - x0[t]]
+            # Touching balls can share an edge pixel: add with saturation instead of overwriting.
+            region = frames[t, :, ys, xs]
+            region[...] = np.minimum(region + patch, 255)
+    return frames
+
+
+def video_key(data_cfg: dict, seed: int, n_frames: int) -> dict:
+    return {
+        "version": GENERATOR_VERSION, "seed": int(seed), "n_frames": int(n_frames),
+        "image_size": int(data_cfg["image_size"]), "n_balls": int(data_cfg["n_balls"]),
+        "ball_diameter": float(data_cfg["ball_diameter"]), "step": float(data_cfg["step"]),
+        "heading_noise_deg": float(data_cfg["heading_noise_deg"]),
+    }
+
+
+def generate(key: dict) -> Video:
+    centres = simulate(key["n_frames"], key["image_size"], key["n_balls"], key["ball_diameter"],
+                       key["step"], key["heading_noise_deg"], key["seed"])
+    return Video(render(centres, key["image_size"], key["ball_diameter"]), centres.astype(np.float32))
+
+
+def _cache_path(cache_dir, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"balls-{digest}.npz"
+
+
+def _load_cached(path: Path, key: dict) -> Video | None:
+    """The cached video, or None when the file is missing, truncated, corrupt or for another config."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            stored_key = json.loads(str(npz["key"]))
+            frames, centres = npz["frames"], npz["centres"]
+    except Exception as exc:  # zipfile, OSError, ValueError, KeyError: any unreadable file is regenerated
+        log.warning("video cache %s is unreadable (%s); regenerating", path, exc)
+        return None
+    n, size, balls = key["n_frames"], key["image_size"], key["n_balls"]
+    if (stored_key != key or frames.shape != (n, 3, size, size) or frames.dtype != np.uint8
+            or centres.shape != (n, balls, 2)):
+        log.warning("video cache %s does not match its config; regenerating", path)
+        return None
+    return Video(frames, centres)
+
+
+def load_video(data_cfg: dict, seed: int, n_frames: int) -> Video:
+    """The video for this config and seed, from the on-disk cache when present (uint8, keyed by config)."""
+    key = video_key(data_cfg, seed, n_frames)
+    cache_dir = data_cfg.get("cache_dir")
+    path = _cache_path(cache_dir, key) if cache_dir else None
+    video = _load_cached(path, key) if path else None
+    if video is None:
+        video = generate(key)
+        if path:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as f:  # a file object, so numpy does not append its own suffix
+                    np.savez(f, frames=video.frames, centres=video.centres, key=json.dumps(key, sort_keys=True))
+    return video

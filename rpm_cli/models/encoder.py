@@ -1,0 +1,50 @@
+"""The centre-of-mass encoder of Fig. 2.
+
+conv3x3(3->6) + BatchNorm + ReLU, conv3x3(6->3) + BatchNorm + sigmoid, then the centre of mass of each
+of the 3 maps. Output z = (x1, y1, x2, y2, x3, y3) in units of the image size: pixel column i has
+position (i + 0.5) / W, so z lies in (0, 1) and z * image_size is in the same pixel units as the
+generator's ball centres. Convolutions carry no bias: BatchNorm's mean subtraction cancels it.
+"""
+import torch
+from torch import nn
+
+
+def pixel_positions(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    return (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
+
+
+def centre_of_mass(maps: torch.Tensor) -> torch.Tensor:
+    """(B, M, H, W) non-negative maps -> (B, 2M) as (x_1, y_1, ..., x_M, y_M) in units of the image size.
+
+    Each axis' marginal is normalised to 1 and used to average the pixel positions along that axis.
+    """
+    b, m, h, w = maps.shape
+    cols = maps.sum(dim=2)  # (B, M, W): mass in each column
+    rows = maps.sum(dim=3)  # (B, M, H)
+    mass = cols.sum(dim=-1)
+    x = (cols * pixel_positions(w, maps.device, maps.dtype)).sum(-1) / mass
+    y = (rows * pixel_positions(h, maps.device, maps.dtype)).sum(-1) / mass
+    return torch.stack([x, y], dim=-1).reshape(b, 2 * m)
+
+
+class CentreOfMassEncoder(nn.Module):
+    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3):
+        super().__init__()
+        self.n_maps = n_maps
+        self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden_channels)
+        self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(n_maps)
+
+    @property
+    def latent_dim(self) -> int:
+        return 2 * self.n_maps
+
+    def feature_maps(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) frames -> (B, n_maps, H, W) maps in (0, 1)."""
+        x = frames.float() / 255.0
+        x = torch.relu(self.bn1(self.conv1(x)))
+        return torch.sigmoid(self.bn2(self.conv2(x)))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return centre_of_mass(self.feature_maps(frames))

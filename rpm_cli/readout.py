@@ -1,0 +1,71 @@
+"""Supervised linear readout of ball positions from latents, scored in pixels (Fig. 1C).
+
+`joint`: one affine least-squares map from all of z to all ball centres (the paper's readout).
+`slot`: each map's (x, y) fitted to each ball on its own, maps matched to balls by the assignment of least
+total error. Only the slot metric says that each latent tracks one ball: a random encoder's six numbers
+can already be a good joint basis for the positions.
+"""
+import itertools
+
+import numpy as np
+
+
+def fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares W with [x, 1] @ W ≈ y."""
+    design = np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
+    weights, *_ = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)
+    return weights
+
+
+def predict_affine(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, np.ones((len(x), 1))], axis=1) @ weights
+
+
+def mean_l2(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean Euclidean distance over frames and balls; both (N, n_balls, 2) in pixels."""
+    return float(np.linalg.norm(pred - true, axis=-1).mean())
+
+
+def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Rows matched to columns with the least total cost (exhaustive: a handful of balls)."""
+    n_rows, n_cols = cost.shape
+    if n_rows >= n_cols:
+        options = ((list(rows), range(n_cols)) for rows in itertools.permutations(range(n_rows), n_cols))
+    else:
+        options = ((range(n_rows), list(cols)) for cols in itertools.permutations(range(n_cols), n_rows))
+    best = min(options, key=lambda rc: cost[list(rc[0]), list(rc[1])].sum())
+    return list(zip(best[0], best[1]))
+
+
+def joint_l2(z_train, c_train, z_test, c_test) -> float:
+    n_balls = c_train.shape[1]
+    weights = fit_affine(z_train, c_train.reshape(len(c_train), -1))
+    return mean_l2(predict_affine(weights, z_test).reshape(-1, n_balls, 2), c_test)
+
+
+def slot_costs(z_train, c_train, z_test, c_test) -> np.ndarray:
+    """cost[k, b]: held-out L2 of the affine map from slot k's (x, y) to ball b's centre."""
+    n_slots, n_balls = z_train.shape[1] // 2, c_train.shape[1]
+    cost = np.empty((n_slots, n_balls))
+    for k in range(n_slots):
+        zk_train, zk_test = z_train[:, 2 * k:2 * k + 2], z_test[:, 2 * k:2 * k + 2]
+        for b in range(n_balls):
+            weights = fit_affine(zk_train, c_train[:, b])
+            cost[k, b] = mean_l2(predict_affine(weights, zk_test), c_test[:, b])
+    return cost
+
+
+def slot_l2(z_train, c_train, z_test, c_test) -> float:
+    cost = slot_costs(z_train, c_train, z_test, c_test)
+    return float(np.mean([cost[k, b] for k, b in best_assignment(cost)]))
+
+
+def readout_metrics(z_train, c_train, z_test, c_test) -> dict:
+    return {"readout_l2_px": joint_l2(z_train, c_train, z_test, c_test),
+            "slot_l2_px": slot_l2(z_train, c_train, z_test, c_test)}
+
+
+def chance_metrics(c_train, c_test) -> dict:
+    """Predict every ball at its mean training position: both metrics coincide."""
+    l2 = mean_l2(np.broadcast_to(c_train.mean(axis=0), c_test.shape), c_test)
+    return {"readout_l2_px": l2, "slot_l2_px": l2}

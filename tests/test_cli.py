@@ -1,0 +1,119 @@
+"""The installed `rpm` script in subprocesses: the end-to-end path and every user error."""
+import json
+import os
+
+import pytest
+
+from tests.conftest import TINY, run_rpm
+
+pytestmark = pytest.mark.usefixtures("rpm_available")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run trained and evaluated through the CLI, shared by the tests below."""
+    cwd = tmp_path_factory.mktemp("cli")
+    train = run_rpm(["train", *TINY], cwd, check=True)
+    evaluate = run_rpm(["evaluate"], cwd, check=True)
+    return cwd, train, evaluate
+
+
+def test_train_then_evaluate_writes_the_promised_files(trained):
+    cwd, _, evaluate = trained
+    run = (cwd / "outputs/train/latest").resolve()
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoint.pt", "metrics.jsonl", "evaluation.json"):
+        assert (run / name).is_file(), name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    result = json.loads((run / "evaluation.json").read_text())
+    for key in ("readout_l2_px", "slot_l2_px"):
+        assert key in result and key in result["chance"] and key in result["random_init"]
+    assert "readout L2" in evaluate.stdout and "random-init" in evaluate.stdout
+
+
+def test_evaluate_accepts_an_explicit_run_dir(trained):
+    cwd, _, _ = trained
+    run = (cwd / "outputs/train/latest").resolve()
+    again = run_rpm(["evaluate", f"run_dir={run}"], cwd, check=True)
+    assert str(run) in again.stdout
+
+
+def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
+    cfg = run_rpm(["train", "prior=linear", "--cfg", "job"], tmp_path, check=True)
+    assert "name: linear" in cfg.stdout and "optimizer: sgd" in cfg.stdout
+    assert "Powered by Hydra" in run_rpm(["train", "--help"], tmp_path, check=True).stdout
+    assert "train" in run_rpm(["--help"], tmp_path, check=True).stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+BAD_TRAIN = [
+    (["prior=nosuch"], "prior must be one of: gaussian, linear"),
+    (["trainer=nosuch"], "trainer must be one of: paper, supervised"),
+    (["experiment=nosuch"], "experiment must be one of"),
+    (["prior.lengthscale=-1"], "prior.lengthscale must be > 0 (got -1)"),
+    (["prior.lengthscale=0"], "prior.lengthscale must be > 0"),
+    (["prior.learn_lengthscale=maybe"], "prior.learn_lengthscale must be true or false"),
+    (["prior=linear", "prior.init_std=-0.1"], "prior.init_std must be >= 0"),
+    (["trainer.epochs=0"], "trainer.epochs must be an integer >= 1 (got 0)"),
+    (["trainer.epochs=1.5"], "trainer.epochs must be an integer >= 1"),
+    (["trainer.lr=0"], "trainer.lr must be > 0"),
+    (["trainer.lr=-0.1"], "trainer.lr must be > 0"),
+    (["trainer.momentum=1.5"], "trainer.momentum must be in [0, 1)"),
+    (["trainer.batch_size=1"], "trainer.batch_size must be an integer from 2"),
+    (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of pairs (59"),
+    (["trainer.optimizer=rmsprop"], "trainer.optimizer must be one of: sgd, adam"),
+    (["trainer.loss_reduction=median"], "trainer.loss_reduction must be one of: mean, sum"),
+    (["trainer.device=tpu"], "trainer.device must be one of: auto, cpu, cuda"),
+    (["trainer.threads=-1"], "trainer.threads must be an integer >= 0"),
+    (["data.n_balls=0"], "data.n_balls must be an integer from 1 to 8 (got 0)"),
+    (["data.n_balls=9"], "data.n_balls must be an integer from 1 to 8"),
+    (["data.image_size=8"], "data.image_size must be an integer >= 16 (got 8)"),
+    (["data.ball_diameter=0"], "data.ball_diameter must be a number > 0"),
+    (["data.ball_diameter=64"], "data.ball_diameter must be a number > 0 and < data.image_size"),
+    (["data.n_balls=8", "data.ball_diameter=30"], "do not fit"),
+    (["data.n_frames=2"], "data.n_frames must be an integer >= 3"),
+    (["data.step=0"], "data.step must be a number > 0"),
+    (["data.heading_noise_deg=-1"], "data.heading_noise_deg must be a number from 0 to 180"),
+    (["data.test_seed=0"], "data.test_seed must be an integer different from data.seed"),
+    (["encoder.hidden_channels=0"], "encoder.hidden_channels must be an integer >= 1"),
+    (["sweep_metric=foo"], "sweep_metric must be one of"),
+    (["resume=/no/such/dir"], "resume must be a run dir holding checkpoint.pt"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_TRAIN, ids=[" ".join(o) for o, _ in BAD_TRAIN])
+def test_bad_train_input_fails_cleanly_before_any_work(tmp_path, overrides, message):
+    proc = run_rpm(["train", *TINY, *overrides], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("metrics.jsonl"))
+    assert not (tmp_path / "outputs/train").exists() or not any((tmp_path / "outputs/train").rglob("*.yaml"))
+    assert not os.path.exists("/no/such/dir")
+
+
+def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt_run"
+    corrupt.mkdir()
+    (corrupt / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    cases = [
+        (["run_dir=/no/such/dir"], "run_dir /no/such/dir does not exist"),
+        ([f"run_dir={empty}"], "has no checkpoint.pt"),
+        ([f"run_dir={corrupt}"], "is truncated, corrupt or not an rpm checkpoint"),
+        ([], "no latest run"),
+        ([f"sweep_dir={empty}"], "holds no trained runs"),
+        ([f"run_dir={(trained[0] / 'outputs/train/latest').resolve()}", "batch_size=0"], "batch_size must be"),
+    ]
+    for args, message in cases:
+        proc = run_rpm(["evaluate", *args], tmp_path)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr)
+    assert not (corrupt / "evaluation.json").exists()
+
+
+def test_unknown_command(tmp_path):
+    proc = run_rpm(["trian"], tmp_path)
+    assert proc.returncode == 2 and "unknown command 'trian'" in proc.stderr

@@ -1,0 +1,37 @@
+import numpy as np
+
+from rpm_cli.readout import best_assignment, chance_metrics, joint_l2, readout_metrics, slot_l2
+
+
+def _centres(n, seed):
+    return np.random.default_rng(seed).uniform(0, 256, size=(n, 3, 2))
+
+
+def test_affine_latents_read_out_exactly():
+    c_train, c_test = _centres(100, 0), _centres(50, 1)
+    a = np.random.default_rng(2).normal(size=(6, 6))
+    z_train, z_test = c_train.reshape(100, 6) @ a + 3.0, c_test.reshape(50, 6) @ a + 3.0
+    assert joint_l2(z_train, c_train, z_test, c_test) < 1e-6
+
+
+def test_slot_metric_finds_permuted_slots_and_rejects_mixed_ones():
+    c_train, c_test = _centres(100, 0), _centres(50, 1)
+    perm = [2, 0, 1]  # slot k holds ball perm[k], scaled and shifted
+    z_train = np.concatenate([c_train[:, b] * 0.01 + 0.2 for b in perm], axis=1)
+    z_test = np.concatenate([c_test[:, b] * 0.01 + 0.2 for b in perm], axis=1)
+    assert slot_l2(z_train, c_train, z_test, c_test) < 1e-6
+    mixed = np.random.default_rng(3).normal(size=(6, 6))  # every slot mixes every ball
+    m = readout_metrics(z_train @ mixed, c_train, z_test @ mixed, c_test)
+    assert m["readout_l2_px"] < 1e-6 and m["slot_l2_px"] > 20
+
+
+def test_best_assignment_by_hand():
+    cost = np.array([[5.0, 1.0, 9.0], [1.0, 5.0, 9.0], [9.0, 9.0, 0.0]])
+    assert sorted(best_assignment(cost)) == [(0, 1), (1, 0), (2, 2)]
+    assert sorted(best_assignment(np.array([[3.0, 1.0, 2.0]]))) == [(0, 1)]
+
+
+def test_chance_is_distance_to_training_mean():
+    c_train = np.zeros((4, 1, 2))
+    c_test = np.array([[[3.0, 4.0]], [[0.0, 1.0]]])
+    assert np.isclose(chance_metrics(c_train, c_test)["readout_l2_px"], 3.0)

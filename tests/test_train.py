@@ -1,0 +1,68 @@
+import json
+
+import pytest
+import torch
+
+from rpm_cli.errors import UserError
+from rpm_cli.evaluate import evaluate_run
+from rpm_cli.runs import CHECKPOINT, EVALUATION, METRICS, load_checkpoint
+from rpm_cli.train import Model, train
+
+
+def _losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / METRICS).read_text().splitlines()]
+
+
+def test_infonce_loss_falls(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("trainer.optimizer=adam", "trainer.lr=0.02", "trainer.epochs=8")
+    train(cfg, tmp_path / "run")
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.3
+
+
+@pytest.mark.parametrize("overrides", [("prior=linear",), ("trainer=supervised",)])
+def test_other_objectives_train(tiny_cfg, tmp_path, overrides):
+    cfg = tiny_cfg("trainer.optimizer=adam", "trainer.epochs=4", *overrides)
+    train(cfg, tmp_path / "run")
+    losses = _losses(tmp_path / "run")
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_numbers(tiny_cfg, tmp_path):
+    for name in ("a", "b"):
+        train(tiny_cfg("seed=5"), tmp_path / name)
+    assert (tmp_path / "a" / METRICS).read_text().split('"seconds"')[0] == \
+        (tmp_path / "b" / METRICS).read_text().split('"seconds"')[0]
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+
+
+def test_fixed_lengthscale_stays_fixed(tiny_cfg, tmp_path):
+    train(tiny_cfg("prior.learn_lengthscale=false", "prior.lengthscale=20"), tmp_path / "run")
+    last = json.loads((tmp_path / "run" / METRICS).read_text().splitlines()[-1])
+    assert last["lengthscale_px"] == pytest.approx(20.0, rel=1e-6)
+
+
+def test_checkpoint_is_self_contained_and_evaluates(tiny_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(), run)
+    state = load_checkpoint(run / CHECKPOINT)
+    assert state["finished"] and state["epoch"] == 2 and state["config"]["data"]["image_size"] == 64
+    result = evaluate_run(run)
+    for key in ("readout_l2_px", "slot_l2_px"):
+        assert result[key] >= 0 and result["chance"][key] > 0 and result["random_init"][key] >= 0
+    first = (run / EVALUATION).read_text()
+    evaluate_run(run, force=True)
+    assert (run / EVALUATION).read_text() == first  # idempotent
+
+
+def test_finished_run_dir_is_never_reused(tiny_cfg, tmp_path):
+    train(tiny_cfg(), tmp_path / "run")
+    with pytest.raises(UserError, match="refusing to overwrite"):
+        train(tiny_cfg(), tmp_path / "run")
+
+
+def test_supervised_model_has_a_head_and_no_critic(tiny_cfg):
+    model = Model(tiny_cfg("trainer=supervised"))
+    assert model.critic is None and model.head.out_features == 4
+    frames = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    assert model.loss(frames, torch.rand(4, 2, 2) * 64).ndim == 0

@@ -71,3 +71,20 @@ def evaluate_main(cfg: DictConfig) -> None:
         from rpm_cli.evaluate import evaluate
 
         evaluate(cfg)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="figures")
+def figures_main(cfg: DictConfig) -> None:
+    with reported(debug=bool(cfg.get("debug"))):
+        if cfg.sweep_dir:
+            from rpm_cli.figures.sweep import summarise_sweep
+
+            summary = summarise_sweep(cfg.sweep_dir, cfg.x_key)
+            for path in summary["files"]:
+                print(f"wrote {path}")
+            return
+        from rpm_cli.figures.fig1 import figure1
+
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        for path in figure1(cfg, out_dir):
+            print(f"wrote {path}")

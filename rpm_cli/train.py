@@ -90,6 +90,12 @@ def _start_or_resume(cfg: DictConfig, run_dir: Path):
     return cfg, model, optimizer, sampler, first_epoch
 
 
+def _kept(run_dir: Path, epochs_done: int) -> str:
+    if epochs_done and (run_dir / CHECKPOINT).exists():
+        return f"the last good checkpoint (epoch {epochs_done}) is kept in {run_dir}"
+    return "no epoch had finished, so no checkpoint was written"
+
+
 def _drop_metrics_after(path: Path, epoch: int) -> None:
     """A run killed between writing an epoch's metrics and its checkpoint: forget the orphaned lines."""
     if path.exists():
@@ -129,13 +135,13 @@ def train(cfg: DictConfig, run_dir) -> dict:
             loss = model.loss(frames[index], centres[index])
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                                       f"last good checkpoint kept in {run_dir}")
+                                       + _kept(run_dir, epoch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if not all_finite(model):
                 raise TrainingDiverged(f"a parameter became non-finite at epoch {epoch + 1}, step {step + 1}; "
-                                       f"last good checkpoint kept in {run_dir}")
+                                       + _kept(run_dir, epoch))
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", **{

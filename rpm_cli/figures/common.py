@@ -1,0 +1,21 @@
+"""Shared plotting helpers: a headless backend and atomic PNG + PDF saving."""
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from rpm_cli.atomic import atomic_path  # noqa: E402
+
+
+def save_figure(fig, path_stem, formats=("png", "pdf"), dpi=120) -> list[Path]:
+    """Write `path_stem`.png/.pdf atomically; returns the paths."""
+    paths = []
+    for fmt in formats:
+        path = Path(f"{path_stem}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,141 @@
+"""Summarise a multirun: one CSV row per run and one plot of both L2 metrics against the swept key."""
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rpm_cli.atomic import write_text
+from rpm_cli.evaluate import evaluate_run
+from rpm_cli.figures.common import plt, save_figure
+from rpm_cli.runs import CHECKPOINT, load_checkpoint, runs_in_sweep
+
+METRICS = ("readout_l2_px", "slot_l2_px")
+NOT_AN_AXIS = {"seed", "evaluate", "sweep_metric", "debug", "trainer.progress"}
+
+
+def parse_value(text: str):
+    value = yaml.safe_load(text)
+    return value if isinstance(value, (int, float, bool)) or value is None else str(text)
+
+
+def run_overrides(run_dir: Path) -> dict:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(path.read_text()) if path.exists() else []
+    return dict(item.split("=", 1) for item in items if "=" in item and not item.startswith("hydra"))
+
+
+def summary_rows(sweep_dir) -> list[dict]:
+    rows = []
+    for run_dir in runs_in_sweep(sweep_dir):
+        result = evaluate_run(run_dir)  # reuses evaluation.json when it is up to date
+        cfg = load_checkpoint(run_dir / CHECKPOINT)["config"]
+        final = result["final_train"]
+        overrides = run_overrides(run_dir)
+        rows.append({
+            "run": str(run_dir.relative_to(sweep_dir)), "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
+            **{f"override:{k}": v for k, v in overrides.items()},
+            "seed": cfg["seed"], "prior": cfg["prior"]["name"], "objective": cfg["trainer"]["objective"],
+            "initial_lengthscale_px": cfg["prior"].get("lengthscale", ""),
+            "learn_lengthscale": cfg["prior"].get("learn_lengthscale", ""),
+            "final_lengthscale_px": final.get("lengthscale_px", ""), "final_loss": final["loss"],
+            "epochs": final["epoch"],
+            **{m: result[m] for m in METRICS},
+            **{f"random_init_{m}": result["random_init"][m] for m in METRICS},
+            "chance_l2_px": result["chance"]["readout_l2_px"],
+        })
+    return rows
+
+
+def write_csv(rows: list[dict], path) -> None:
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def swept_keys(rows: list[dict]) -> list[str]:
+    """Override keys whose value differs between runs (the seed is averaged over, never an axis)."""
+    keys = list(dict.fromkeys(k.split(":", 1)[1] for row in rows for k in row if k.startswith("override:")))
+    return [k for k in keys if k not in NOT_AN_AXIS and len({str(r.get(f"override:{k}")) for r in rows}) > 1]
+
+
+def choose_x(rows: list[dict], x_key: str | None) -> str | None:
+    keys = swept_keys(rows)
+    if x_key:
+        return x_key
+    if "prior.lengthscale" in keys:
+        return "prior.lengthscale"
+    return keys[0] if keys else None
+
+
+def _line_label(row: dict, group_keys: list[str]) -> str:
+    parts = []
+    for key in group_keys:
+        value = row.get(f"override:{key}")
+        if key == "prior.learn_lengthscale":
+            parts.append("learned θ" if parse_value(str(value)) is True else "fixed θ")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts) or "runs"
+
+
+def plot_summary(rows: list[dict], x_key: str | None, path_stem) -> list[Path]:
+    """Mean ± std over seeds of both metrics against x_key; one line per setting of the other swept keys."""
+    group_keys = [k for k in swept_keys(rows) if k != x_key]
+    lines = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        x = parse_value(str(row.get(f"override:{x_key}"))) if x_key else "all runs"
+        lines[_line_label(row, group_keys)][x].append(row)
+    xs_all = {x for points in lines.values() for x in points}
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
+    categories = sorted(map(str, xs_all))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
+    for ax, metric, title in zip(axes, METRICS, ("joint readout L2 (Fig. 1C)", "per-slot L2")):
+        for label, points in sorted(lines.items()):
+            xs = sorted(points, key=lambda v: v if numeric else str(v))
+            means = [np.mean([r[metric] for r in points[x]]) for x in xs]
+            stds = [np.std([r[metric] for r in points[x]]) for x in xs]
+            positions = xs if numeric else [categories.index(str(x)) for x in xs]
+            counts = sorted({len(points[x]) for x in xs})
+            n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+            ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=f"{label} (n={n} seeds)")
+        ax.axhline(np.mean([r["chance_l2_px"] for r in rows]), color="grey", ls="--", label="chance")
+        ax.axhline(np.mean([r[f"random_init_{metric}"] for r in rows]), color="black", ls=":",
+                   label="random-init encoder")
+        if numeric and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
+            ax.set_xscale("log", base=2)
+        if not numeric:
+            ax.set_xticks(range(len(categories)), categories)
+        ax.set_xlabel(("initial lengthscale θ (px)" if x_key == "prior.lengthscale" else x_key) or "")
+        ax.set_ylabel("mean L2 distance to true centre (px)")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+    axes[1].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{len(rows)} runs, mean ± std over seeds")
+    return save_figure(fig, path_stem)
+
+
+def summarise_sweep(sweep_dir, x_key: str | None = None) -> dict:
+    sweep_dir = Path(sweep_dir)
+    rows = summary_rows(sweep_dir)
+    write_csv(rows, sweep_dir / "sweep_summary.csv")
+    x = choose_x(rows, x_key)
+    plots = plot_summary(rows, x, sweep_dir / "sweep_summary")
+    table = _table(rows)
+    print(table)
+    return {"rows": rows, "x_key": x, "files": [sweep_dir / "sweep_summary.csv", *plots], "table": table}
+
+
+def _table(rows: list[dict]) -> str:
+    lines = [f"{'run':<48} {'θ final':>8} {'loss':>7} {'joint L2':>9} {'slot L2':>8}"]
+    for r in rows:
+        theta = r["final_lengthscale_px"]
+        theta = f"{theta:8.2f}" if isinstance(theta, float) and math.isfinite(theta) else f"{'-':>8}"
+        lines.append(f"{r['run'][:48]:<48} {theta} {r['final_loss']:7.3f} {r['readout_l2_px']:9.2f} {r['slot_l2_px']:8.2f}")
+    return "\n".join(lines)

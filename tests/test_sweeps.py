@@ -1,0 +1,88 @@
+"""Issue 3: multirun sweeps through the CLI, evaluated and summarised."""
+import csv
+import importlib.util
+
+import pytest
+
+from tests.conftest import TINY, run_rpm
+
+pytestmark = pytest.mark.usefixtures("rpm_available")
+GRID = ["prior.lengthscale=6,12", "seed=0,1"]
+
+
+def _needs(plugin):
+    if importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
+        pytest.skip(f"{plugin} not installed (make install-sweep)")
+
+
+def _sweep(tmp_path, *extra):
+    sweep = tmp_path / "sweep"
+    run_rpm(["train", "-m", *TINY, *GRID, *extra, f"hydra.sweep.dir={sweep}"], tmp_path, check=True)
+    return sweep
+
+
+def _check_summary(sweep, tmp_path, n_rows):
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert len(rows) == n_rows
+    assert {r["initial_lengthscale_px"] for r in rows} == {"6", "12"}
+    for r in rows:
+        for key in ("final_lengthscale_px", "final_loss", "readout_l2_px", "slot_l2_px",
+                    "random_init_slot_l2_px", "chance_l2_px"):
+            assert float(r[key]) >= 0, key
+    for ext in ("png", "pdf"):
+        assert (sweep / f"sweep_summary.{ext}").stat().st_size > 5000
+    return rows
+
+
+def test_basic_multirun_then_evaluate_and_figures(tmp_path):
+    sweep = _sweep(tmp_path)
+    runs = sorted(p.parent for p in sweep.rglob("checkpoint.pt"))
+    assert len(runs) == 4
+    # Readable and unique: the overrides, then the seed.
+    assert {r.name.split("prior.lengthscale-")[1] for r in runs} == {
+        f"{ls}_trainer.batch_size-10_trainer.epochs-2_seed-{s}" for ls in (6, 12) for s in (0, 1)}
+    run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)
+    stamps = {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
+    run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)  # already done: skipped
+    assert stamps == {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
+    run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)
+    _check_summary(sweep, tmp_path, 4)
+    # A sweep run dir can be passed back as run_dir=.
+    again = run_rpm(["evaluate", f"run_dir={runs[0]}"], tmp_path, check=True)
+    assert "slot L2" in again.stdout
+
+
+def test_joblib_launcher(tmp_path):
+    _needs("hydra_joblib_launcher")
+    sweep = _sweep(tmp_path, "hydra/launcher=joblib")
+    run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)  # evaluates what is missing
+    _check_summary(sweep, tmp_path, 4)
+
+
+def test_submitit_local_launcher(tmp_path):
+    _needs("hydra_submitit_launcher")
+    sweep = _sweep(tmp_path, "hydra/launcher=submitit_local")
+    run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)
+    _check_summary(sweep, tmp_path, 4)
+
+
+@pytest.mark.slow
+def test_optuna_sweeper_minimises_slot_l2(tmp_path):
+    _needs("hydra_optuna_sweeper")
+    sweep = tmp_path / "optuna"
+    run_rpm(["train", "-m", *TINY, "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "evaluate=true",
+             "prior.lengthscale=tag(log,interval(1,128))", f"hydra.sweep.dir={sweep}"], tmp_path, check=True)
+    assert "best_value" in (sweep / "optimization_results.yaml").read_text()
+    assert len(list(sweep.rglob("evaluation.json"))) == 3
+
+
+def test_sweep_value_is_configurable():
+    from rpm_cli.apps import sweep_value
+    from rpm_cli.errors import UserError
+
+    metrics = {"loss": 2.5, "slot_l2_px": 4.0, "readout_l2_px": 1.0}
+    assert sweep_value("auto", metrics) == 4.0
+    assert sweep_value("auto", {"loss": 2.5}) == 2.5
+    assert sweep_value("readout_l2_px", metrics) == 1.0
+    with pytest.raises(UserError, match="needs evaluate=true"):
+        sweep_value("slot_l2_px", {"loss": 2.5})

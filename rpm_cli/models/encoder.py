@@ -42,7 +42,7 @@ class CentreOfMassEncoder(nn.Module):
 
     def feature_maps(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) frames -> (B, n_maps, H, W) maps in (0, 1)."""
-        x = frames.float() / 255.0
+        x = frames.to(torch.float32).div_(255.0)  # in place: one fewer full-size temporary
         x = torch.relu(self.bn1(self.conv1(x)))
         return torch.sigmoid(self.bn2(self.conv2(x)))
 

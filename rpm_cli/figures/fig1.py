@@ -1,0 +1,188 @@
+"""Fig. 1 of the paper, regenerated from finished runs.
+
+A: motion between consecutive frames. B: ball centres extracted by the linear readout vs the truth, for the
+Gaussian and the linear f_θ. C: mean L2 error per method (both metrics, mean ± std over seeds, with
+controls). D, E: P(z'|z) for the coral ball's next position under each f_θ, in the empirical-marginal form
+of App. A.1 (Eq. 34): P(j|i) ∝ f_θ(z_i, z'_j) over the N held-out frames j.
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.colors import Normalize
+from omegaconf import OmegaConf
+
+from rpm_cli.data.balls import ball_colours, load_video
+from rpm_cli.errors import UserError
+from rpm_cli.evaluate import encode, evaluate_run
+from rpm_cli.figures.common import plt, save_figure
+from rpm_cli.readout import fit_affine, predict_affine
+from rpm_cli.runs import CHECKPOINT, load_checkpoint, resolve_run_dir
+
+METHODS = ("supervised", "gaussian", "linear")
+TRAIL = 12  # frames of trajectory drawn in panel B
+
+
+def next_frame_probabilities(log_f_row: np.ndarray) -> np.ndarray:
+    """P(j | i) = f(z_i, z'_j) / Σ_j' f(z_i, z'_j'), from one row of log f (stable softmax)."""
+    shifted = log_f_row - log_f_row.max()
+    p = np.exp(shifted)
+    return p / p.sum()
+
+
+class LoadedRun:
+    """A finished run with its model, videos and held-out latents, loaded once for all panels."""
+
+    def __init__(self, run_dir):
+        from rpm_cli.train import Model
+
+        self.run_dir = Path(run_dir)
+        state = load_checkpoint(self.run_dir / CHECKPOINT)
+        self.cfg = OmegaConf.create(state["config"])
+        self.model = Model(self.cfg)
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        data = self.cfg.data
+        self.train = load_video(data, seed=data.seed, n_frames=data.n_frames)
+        self.test = load_video(data, seed=data.test_seed, n_frames=data.test_frames)
+        self.z_train = encode(self.model.encoder, self.train.frames)
+        self.z_test = encode(self.model.encoder, self.test.frames)
+        self.evaluation = evaluate_run(self.run_dir)
+
+    def readout_predictions(self) -> np.ndarray:
+        """Held-out centres predicted by the joint affine readout, (N, n_balls, 2) px."""
+        n_balls = self.train.centres.shape[1]
+        weights = fit_affine(self.z_train, self.train.centres.reshape(len(self.z_train), -1))
+        return predict_affine(weights, self.z_test).reshape(-1, n_balls, 2)
+
+    @torch.no_grad()
+    def p_next(self, base: int) -> np.ndarray:
+        critic = self.model.critic
+        if critic is None:
+            raise UserError(f"run {self.run_dir} is supervised: it has no f_θ for P(z'|z)")
+        z = torch.from_numpy(self.z_test).float()
+        return next_frame_probabilities(critic(z[base:base + 1], z)[0].double().numpy())
+
+
+def draw_motion(ax, video, t: int) -> None:
+    """Panel A: frame t with the previous frame faded in and each ball's move to frame t + 1 as an arrow."""
+    frame = video.frames[t].transpose(1, 2, 0).astype(float)
+    previous = video.frames[t - 1].transpose(1, 2, 0).astype(float)
+    ax.imshow(np.clip(np.maximum(frame, 0.35 * previous), 0, 255).astype(np.uint8))
+    for b in range(video.centres.shape[1]):
+        (x0, y0), (x1, y1) = video.centres[t, b], video.centres[t + 1, b]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(arrowstyle="->", color="white", lw=1.5))
+    ax.set_title("A  motion to the next frame")
+    ax.set_axis_off()
+
+
+def draw_extracted(ax, run: LoadedRun, t: int, label: str) -> None:
+    """Panel B: true trajectory (line) vs readout of the encoder (dots) over a few held-out frames."""
+    pred, true = run.readout_predictions(), run.test.centres
+    size = run.cfg.data.image_size
+    span = slice(t, min(t + TRAIL, len(true)))
+    for b, colour in enumerate(ball_colours(true.shape[1])):
+        c = np.array(colour) / 255
+        ax.plot(true[span, b, 0], true[span, b, 1], "-", color=c, lw=2, alpha=0.6)
+        ax.plot(pred[span, b, 0], pred[span, b, 1], "o", color=c, ms=4, mec="black", mew=0.4)
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)
+    ax.set_aspect("equal")
+    ax.set_facecolor("black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"B  {label}: readout (dots) vs truth (lines)")
+
+
+def draw_errors(ax, runs_by_method: dict[str, list[dict]]) -> None:
+    """Panel C: both metrics per method, mean ± std over seeds, with chance and random-init lines."""
+    methods = [m for m in METHODS if runs_by_method.get(m)]
+    width = 0.38
+    for k, (metric, name) in enumerate((("readout_l2_px", "joint readout"), ("slot_l2_px", "per-slot"))):
+        values = [[r[metric] for r in runs_by_method[m]] for m in methods]
+        xs = np.arange(len(methods)) + (k - 0.5) * width
+        ax.bar(xs, [np.mean(v) for v in values], width, yerr=[np.std(v) for v in values], capsize=3, label=name)
+    evaluations = [r for m in methods for r in runs_by_method[m]]
+    ax.axhline(np.mean([r["chance"]["readout_l2_px"] for r in evaluations]), color="grey", ls="--", label="chance")
+    ax.axhline(np.mean([r["random_init"]["slot_l2_px"] for r in evaluations]), color="black", ls=":",
+               label="random-init (per-slot)")
+    counts = {len(runs_by_method[m]) for m in methods}
+    ax.set_xticks(range(len(methods)), methods)
+    ax.set_ylabel("mean L2 distance from true centre (px)")
+    ax.set_title(f"C  readout error ({'/'.join(map(str, sorted(counts)))} seeds)")
+    ax.legend(fontsize=7)
+
+
+def draw_p_next(ax, run: LoadedRun, base: int, letter: str, label: str):
+    """Panels D/E: each held-out frame j drawn at its coral-ball position, coloured by P(j | base)."""
+    p = run.p_next(base)
+    n = len(p)
+    coral = run.test.centres[:, 0]
+    size = run.cfg.data.image_size
+    order = np.argsort(p)  # most probable on top
+    dots = ax.scatter(coral[order, 0], coral[order, 1], c=p[order], cmap="viridis",
+                      norm=Normalize(0, 4 / n, clip=True), s=14)
+    ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label="current")
+    ax.plot(*coral[base + 1], "r*", ms=14, mec="white", label="true next")
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)
+    ax.set_aspect("equal")
+    ax.set_facecolor("black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"{letter}  P(z'|z), coral ball, {label}")
+    ax.legend(fontsize=7, loc="lower right")
+    bar = ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1 / n, 4 / n])
+    bar.ax.set_yticklabels(["0", "1/N", "≥4/N"])
+
+
+def find_runs(cfg) -> dict[str, list[Path]]:
+    """Explicit gaussian_run/linear_run/supervised_run, else every seed under reproduce_dir/tuned/<method>/."""
+    explicit = {m: cfg.get(f"{m}_run") for m in METHODS}
+    if any(explicit.values()):
+        missing = [m for m in ("gaussian", "linear") if not explicit[m]]
+        if missing:
+            raise UserError(f"{missing[0]}_run must be given too (Fig. 1 needs the gaussian and linear runs)")
+        return {m: [resolve_run_dir(d)] for m, d in explicit.items() if d}
+    root = Path(cfg.reproduce_dir) / "tuned"
+    found = {m: sorted(p.parent for p in (root / m).glob("*/" + CHECKPOINT)) for m in METHODS}
+    if not found["gaussian"] or not found["linear"]:
+        raise UserError(f"no finished runs under {root}/{{gaussian,linear}}: run `make reproduce`, or pass "
+                        f"gaussian_run=DIR linear_run=DIR [supervised_run=DIR]")
+    return {m: [resolve_run_dir(d) for d in dirs] for m, dirs in found.items() if dirs}
+
+
+def build_figures(runs: dict[str, list[Path]], base_frame: int) -> dict:
+    """name -> matplotlib Figure: fig1a ... fig1e and the combined fig1."""
+    gaussian, linear = LoadedRun(runs["gaussian"][0]), LoadedRun(runs["linear"][0])
+    n_test = len(gaussian.test.centres)
+    if not 1 <= base_frame < n_test - 1:
+        raise UserError(f"base_frame must be from 1 to {n_test - 2} (the held-out video has {n_test} frames)")
+    evaluations = {m: [evaluate_run(d) for d in dirs] for m, dirs in runs.items()}
+    t = base_frame
+    panels = {
+        "fig1a": (1, [lambda ax: draw_motion(ax, gaussian.test, t)]),
+        "fig1b": (2, [lambda ax: draw_extracted(ax, gaussian, t, "Gaussian f_θ"),
+                      lambda ax: draw_extracted(ax, linear, t, "linear f_θ")]),
+        "fig1c": (1, [lambda ax: draw_errors(ax, evaluations)]),
+        "fig1d": (1, [lambda ax: draw_p_next(ax, gaussian, t, "D", "Gaussian f_θ")]),
+        "fig1e": (1, [lambda ax: draw_p_next(ax, linear, t, "E", "linear f_θ")]),
+    }
+    figures = {}
+    for name, (n_axes, drawers) in panels.items():
+        fig, axes = plt.subplots(1, n_axes, figsize=(4.6 * n_axes, 4.4), squeeze=False)
+        for ax, draw in zip(axes[0], drawers):
+            draw(ax)
+        figures[name] = fig
+    combined, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    drawers = [d for _, ds in panels.values() for d in ds]
+    for ax, draw in zip(axes.flat, drawers):
+        draw(ax)
+    combined.suptitle("Fig. 1 regenerated: moving balls, InfoNCE with Gaussian vs linear f_θ")
+    figures["fig1"] = combined
+    return figures
+
+
+def figure1(cfg, out_dir) -> list[Path]:
+    figures = build_figures(find_runs(cfg), cfg.base_frame)
+    return [path for name, fig in figures.items() for path in save_figure(fig, Path(out_dir) / name)]

@@ -1,0 +1,62 @@
+"""Issue 5: every Fig. 1 panel on tiny runs, the P(z'|z) computation by hand, and the CLI."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rpm_cli.figures.fig1 import build_figures, next_frame_probabilities
+from rpm_cli.figures.common import save_figure
+from rpm_cli.models.critics import GaussianCritic
+from rpm_cli.train import train
+from tests.conftest import compose_cfg, run_rpm
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fig1")
+    runs = {}
+    for method, overrides in {"gaussian": [], "linear": ["prior=linear"], "supervised": ["trainer=supervised"]}.items():
+        for seed in (0, 1):
+            run_dir = root / method / f"seed-{seed}"
+            train(compose_cfg([*overrides, f"seed={seed}", "data.n_balls=3"], tmp_path=root), run_dir)
+            runs.setdefault(method, []).append(run_dir)
+    return root, runs
+
+
+def test_p_next_by_hand_on_four_frames():
+    z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
+    log_f = GaussianCritic(lengthscale=1.0)(z[:1], z)[0].detach().numpy()
+    p = next_frame_probabilities(log_f)
+    want = np.exp([0.0, -0.5, -4.5, -12.5])
+    assert np.allclose(p, want / want.sum()) and math.isclose(p.sum(), 1.0)
+    # Base frame 1: the nearest candidate (itself, then frame 0) holds most of the mass.
+    p1 = next_frame_probabilities(GaussianCritic(1.0)(z[1:2], z)[0].detach().numpy())
+    assert p1.argmax() == 1 and p1[[0, 1]].sum() > 0.8
+    assert np.allclose(next_frame_probabilities(np.array([1000.0, 1000.0, -1000.0, 0.0])), [0.5, 0.5, 0, 0])
+
+
+def test_every_panel_is_drawn_and_saved(tiny_runs, tmp_path):
+    _, runs = tiny_runs
+    figures = build_figures(runs, base_frame=5)
+    # Axes per figure: D and E carry a colour bar each.
+    assert {name: len(fig.axes) for name, fig in figures.items()} == {
+        "fig1a": 1, "fig1b": 2, "fig1c": 1, "fig1d": 2, "fig1e": 2, "fig1": 8}
+    for name, fig in figures.items():
+        png, pdf = save_figure(fig, tmp_path / name)
+        width, height = Image.open(png).size
+        assert width > 300 and height > 250 and pdf.stat().st_size > 1000, name
+    assert Image.open(tmp_path / "fig1.png").size[0] > Image.open(tmp_path / "fig1a.png").size[0]
+
+
+def test_figures_cli_with_explicit_runs(tiny_runs, tmp_path):
+    _, runs = tiny_runs
+    proc = run_rpm(["figures", f"gaussian_run={runs['gaussian'][0]}", f"linear_run={runs['linear'][0]}",
+                    f"supervised_run={runs['supervised'][0]}", "base_frame=5"], tmp_path, check=True)
+    written = [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("wrote ")]
+    assert len(written) == 12 and all(p.endswith((".png", ".pdf")) for p in written)
+    bad = run_rpm(["figures", f"gaussian_run={runs['gaussian'][0]}"], tmp_path)
+    assert bad.returncode == 2 and "linear_run must be given too" in bad.stderr
+    none = run_rpm(["figures", f"reproduce_dir={tmp_path / 'nothing'}"], tmp_path)
+    assert none.returncode == 2 and "make reproduce" in none.stderr

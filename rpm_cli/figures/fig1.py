@@ -137,14 +137,14 @@ def draw_p_next(ax, run: LoadedRun, base: int, letter: str, label: str):
 
 
 def find_runs(cfg) -> dict[str, list[Path]]:
-    """Explicit gaussian_run/linear_run/supervised_run, else every seed under reproduce_dir/tuned/<method>/."""
+    """Explicit gaussian_run/linear_run/supervised_run, else every seed under reproduce_dir/<preset>/<method>/."""
     explicit = {m: cfg.get(f"{m}_run") for m in METHODS}
     if any(explicit.values()):
         missing = [m for m in ("gaussian", "linear") if not explicit[m]]
         if missing:
             raise UserError(f"{missing[0]}_run must be given too (Fig. 1 needs the gaussian and linear runs)")
         return {m: [resolve_run_dir(d)] for m, d in explicit.items() if d}
-    root = Path(cfg.reproduce_dir) / "tuned"
+    root = Path(cfg.reproduce_dir) / cfg.preset
     found = {m: sorted(p.parent for p in (root / m).glob("*/" + CHECKPOINT)) for m in METHODS}
     if not found["gaussian"] or not found["linear"]:
         raise UserError(f"no finished runs under {root}/{{gaussian,linear}}: run `make reproduce`, or pass "

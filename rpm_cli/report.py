@@ -1,0 +1,183 @@
+"""Write REPORT.md for a `make reproduce` directory: table, verdicts, commands, configs, figures, wall time.
+
+Usage: python -m rpm_cli.report outputs/reproduce [--wall-seconds S] [--jobs J]
+"""
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rpm_cli import CONFIG_DIR
+from rpm_cli.atomic import write_text
+
+METHODS = ("supervised", "gaussian", "linear")
+METHOD_OVERRIDE = {"supervised": "trainer=supervised", "gaussian": "prior=gaussian", "linear": "prior=linear"}
+METRICS = (("readout_l2_px", "joint readout L2"), ("slot_l2_px", "slot L2"))
+# The claim, made testable (the paper gives no numbers): thresholds stated in the report itself.
+SLOT_TARGET_PX = 5.0         # Gaussian: each map tracks one ball to within 5 px on average
+JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the supervised baseline
+LINEAR_FAIL_FACTOR = 3.0     # linear "fails": slot L2 at least 3x the Gaussian's and above the target
+
+
+def collect(root: Path) -> dict:
+    """{preset: {method: [run record]}} for every evaluated run under root/<preset>/<method>/seed-*/."""
+    found = {}
+    for evaluation in sorted(root.glob("*/*/seed-*/evaluation.json")):
+        run_dir = evaluation.parent
+        preset, method = run_dir.parent.parent.name, run_dir.parent.name
+        result = json.loads(evaluation.read_text())
+        lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        result["train_seconds"] = sum(m["seconds"] for m in lines)
+        result["seed"] = int(run_dir.name.split("-")[1])
+        found.setdefault(preset, {}).setdefault(method, []).append(result)
+    return found
+
+
+def stat(values) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fmt(values) -> str:
+    mean, std = stat(values)
+    return f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
+def results_table(found: dict) -> str:
+    presets = list(found)
+    header = "| method | " + " | ".join(f"{p}: {name} (px)" for p in presets for _, name in METRICS) + " |"
+    lines = [header, "|---" * (1 + 2 * len(presets)) + "|"]
+    for method in METHODS:
+        cells = []
+        for p in presets:
+            runs = found[p].get(method, [])
+            cells += [fmt([r[k] for r in runs]) + f" (n={len(runs)})" if runs else "—" for k, _ in METRICS]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for control in ("random_init", "chance"):
+        cells = []
+        for p in presets:
+            runs = [r for m in METHODS for r in found[p].get(m, [])]
+            cells += [fmt([r[control][k] for r in runs]) for k, _ in METRICS]
+        lines.append(f"| {control.replace('_', '-')} control | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(found: dict) -> list[str]:
+    out = []
+    for preset, methods in found.items():
+        if not all(methods.get(m) for m in METHODS):
+            out.append(f"- **{preset}**: incomplete (needs supervised, gaussian and linear runs).")
+            continue
+        g_slot, _ = stat([r["slot_l2_px"] for r in methods["gaussian"]])
+        g_joint, _ = stat([r["readout_l2_px"] for r in methods["gaussian"]])
+        s_joint, _ = stat([r["readout_l2_px"] for r in methods["supervised"]])
+        s_slot, _ = stat([r["slot_l2_px"] for r in methods["supervised"]])
+        l_slot, _ = stat([r["slot_l2_px"] for r in methods["linear"]])
+        l_joint, _ = stat([r["readout_l2_px"] for r in methods["linear"]])
+        r_slot, _ = stat([r["random_init"]["slot_l2_px"] for m in METHODS for r in methods[m]])
+        gaussian_ok = g_slot < SLOT_TARGET_PX and g_joint <= JOINT_FACTOR * s_joint
+        linear_fails = l_slot >= LINEAR_FAIL_FACTOR * g_slot and l_slot > SLOT_TARGET_PX
+        out.append(
+            f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
+            f"{'reproduced' if gaussian_ok else 'not reproduced'}.** Gaussian slot L2 {g_slot:.2f} px "
+            f"(target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, supervised {s_slot:.2f}); "
+            f"joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px (target ≤ {JOINT_FACTOR:g}×).")
+        out.append(
+            f"- **{preset}: the linear f_θ fails: {'reproduced' if linear_fails else 'not reproduced'}.** "
+            f"Linear slot L2 {l_slot:.2f} px vs Gaussian {g_slot:.2f} px (fails = ≥ {LINEAR_FAIL_FACTOR:g}× the "
+            f"Gaussian's and above {SLOT_TARGET_PX:g} px); its joint readout is {l_joint:.2f} px"
+            + (" — on the paper's joint metric alone the linear critic does not look like a failure."
+               if l_joint <= JOINT_FACTOR * s_joint else "."))
+    return out
+
+
+def per_run_table(found: dict) -> str:
+    lines = ["| preset | method | seed | joint L2 | slot L2 | random-init slot L2 | final loss | θ (px) | train s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for preset, methods in found.items():
+        for method in METHODS:
+            for r in sorted(methods.get(method, []), key=lambda r: r["seed"]):
+                final = r["final_train"]
+                theta = f"{final['lengthscale_px']:.2f}" if "lengthscale_px" in final else "—"
+                lines.append(f"| {preset} | {method} | {r['seed']} | {r['readout_l2_px']:.2f} | {r['slot_l2_px']:.2f} "
+                             f"| {r['random_init']['slot_l2_px']:.2f} | {final['loss']:.4f} | {theta} "
+                             f"| {r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def write_report(root, wall_seconds: float | None = None, jobs: int | None = None) -> Path:
+    root = Path(root)
+    found = collect(root)
+    if not found:
+        raise SystemExit(f"no evaluated runs under {root}/<preset>/<method>/seed-*/")
+    runs = [r for methods in found.values() for rs in methods.values() for r in rs]
+    presets_text = "\n\n".join(f"`configs/experiment/{p}.yaml`:\n```yaml\n{(CONFIG_DIR / 'experiment' / f'{p}.yaml').read_text().strip()}\n```"
+                               for p in found if (CONFIG_DIR / "experiment" / f"{p}.yaml").exists())
+    commands = "\n".join(f"rpm train experiment={p} {METHOD_OVERRIDE[m]} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>\n"
+                         f"rpm evaluate run_dir={root}/{p}/{m}/seed-<seed>" for p in found for m in found[p])
+    wall = f"{wall_seconds / 60:.1f} min for the whole `make reproduce`" if wall_seconds else "not recorded"
+    figures = root / "figures"
+    fig_lines = ["![Fig. 1](figures/fig1.png)"] if (figures / "fig1.png").exists() else ["(no figures drawn)"]
+    text = f"""# Reproducing Fig. 1 of "InfoNCE is variational inference in a recognition parameterised model"
+
+Generated by `make reproduce` (`scripts/reproduce.sh`); every number below was measured by this run.
+Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; {jobs or '?'} runs in parallel.
+Wall time: {wall}; training alone took {np.mean([r['train_seconds'] for r in runs]):.0f} s per run on average
+({len(runs)} runs).
+
+## Results (held-out video, mean ± std over seeds)
+
+Readout fitted on the training video, scored on a separately seeded held-out video. *Joint*: one affine map
+from all six latents to all six coordinates (the paper's Fig. 1C). *Slot*: each map's (x, y) fitted to one
+ball, maps matched to balls by least error: low only when each latent tracks one ball.
+
+{results_table(found)}
+
+## Verdicts
+
+The paper gives no numbers; we call the claim reproduced when the Gaussian prior's slot L2 is below
+{SLOT_TARGET_PX:g} px and its joint L2 within {JOINT_FACTOR:g}× the supervised baseline's, and call the linear critic a
+failure when its slot L2 is at least {LINEAR_FAIL_FACTOR:g}× the Gaussian's.
+
+{chr(10).join(verdicts(found))}
+
+## Figures
+
+{chr(10).join(fig_lines)}
+
+Panels A–E are also in `figures/fig1a.png` … `fig1e.png` (and `.pdf`).
+
+## Every run
+
+{per_run_table(found)}
+
+## Exact commands and configs
+
+```bash
+{commands}
+```
+
+{presets_text}
+
+Everything else is the default config (`rpm train --cfg job` prints it): 900 frames of 256×256, 3 balls of
+diameter 32 px, held-out video of {runs[0]['n_test_frames']} frames (`data.test_seed=1000`), initial lengthscale one ball
+diameter (32 px), learned.
+"""
+    path = root / "REPORT.md"
+    write_text(path, text)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--wall-seconds", type=float)
+    parser.add_argument("--jobs", type=int)
+    args = parser.parse_args()
+    print(write_report(args.root, args.wall_seconds, args.jobs))
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from rpm_cli.atomic import append_line
+from rpm_cli.atomic import append_line, write_text
 from rpm_cli.config import validate_train
 from rpm_cli.data.balls import load_video
 from rpm_cli.errors import TrainingDiverged, UserError
@@ -100,7 +100,7 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
     """A run killed between writing an epoch's metrics and its checkpoint: forget the orphaned lines."""
     if path.exists():
         lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= epoch]
-        path.write_text("".join(ln + "\n" for ln in lines))
+        write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def train(cfg: DictConfig, run_dir) -> dict:

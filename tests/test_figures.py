@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import build_figures, next_frame_probabilities
 from rpm_cli.figures.common import save_figure
 from rpm_cli.models.critics import GaussianCritic
@@ -19,7 +20,7 @@ def tiny_runs(tmp_path_factory):
     runs = {}
     for method, overrides in {"gaussian": [], "linear": ["prior=linear"], "supervised": ["trainer=supervised"]}.items():
         for seed in (0, 1):
-            run_dir = root / method / f"seed-{seed}"
+            run_dir = root / "tuned" / method / f"seed-{seed}"  # the layout of `make reproduce`
             train(compose_cfg([*overrides, f"seed={seed}", "data.n_balls=3"], tmp_path=root), run_dir)
             runs.setdefault(method, []).append(run_dir)
     return root, runs
@@ -56,7 +57,31 @@ def test_figures_cli_with_explicit_runs(tiny_runs, tmp_path):
                     f"supervised_run={runs['supervised'][0]}", "base_frame=5"], tmp_path, check=True)
     written = [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("wrote ")]
     assert len(written) == 12 and all(p.endswith((".png", ".pdf")) for p in written)
-    bad = run_rpm(["figures", f"gaussian_run={runs['gaussian'][0]}"], tmp_path)
+    bad = run_rpm(["figures", f"gaussian_run={runs['gaussian'][0]}"], tmp_path)  # linear_run missing
     assert bad.returncode == 2 and "linear_run must be given too" in bad.stderr
     none = run_rpm(["figures", f"reproduce_dir={tmp_path / 'nothing'}"], tmp_path)
     assert none.returncode == 2 and "make reproduce" in none.stderr
+
+
+def test_figures_default_to_the_reproduce_layout(tiny_runs, tmp_path):
+    root, _ = tiny_runs
+    proc = run_rpm(["figures", f"reproduce_dir={root}", "base_frame=5", f"hydra.run.dir={tmp_path / 'figs'}"],
+                   tmp_path, check=True)
+    assert (tmp_path / "figs" / "fig1.png").stat().st_size > 10_000 and "fig1e.pdf" in proc.stdout
+
+
+def test_report_on_tiny_runs(tiny_runs):
+    from rpm_cli.report import write_report
+
+    root, runs = tiny_runs
+    for dirs in runs.values():
+        for run_dir in dirs:
+            evaluate_run(run_dir)
+    text = write_report(root, wall_seconds=90, jobs=2).read_text()
+    for method in ("supervised", "gaussian", "linear"):
+        assert f"| {method} | " in text
+    assert "| random-init control |" in text and "| chance control |" in text
+    assert text.count("| tuned | ") == 6  # one row per run
+    assert text.count("reproduced") >= 2 and "1.5 min for the whole" in text
+    assert "rpm train experiment=tuned prior=linear seed=<seed>" in text
+    assert "```yaml" in text

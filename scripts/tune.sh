@@ -7,7 +7,7 @@ OUT=${OUT:-outputs/reproduce/tuning}
 EPOCHS=${EPOCHS:-30}
 common=(prior=gaussian seed=0 evaluate=true trainer.epochs="$EPOCHS" trainer.threads=1 trainer.progress=false)
 launcher=()
-python -c "import hydra_plugins.hydra_joblib_launcher" 2>/dev/null && launcher=(hydra/launcher=joblib hydra.launcher.n_jobs=2)
+python -c "import hydra_plugins.hydra_joblib_launcher" 2>/dev/null && launcher=(hydra/launcher=rpm_joblib)
 rpm train -m "${launcher[@]}" "${common[@]}" trainer.optimizer=adam trainer.lr=0.001,0.005,0.02 \
   hydra.sweep.dir="$OUT/adam"
 rpm train -m "${launcher[@]}" "${common[@]}" trainer.optimizer=sgd trainer.lr=0.005 trainer.loss_reduction=sum \

@@ -54,14 +54,14 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
 
 def test_joblib_launcher(tmp_path):
     _needs("hydra_joblib_launcher")
-    sweep = _sweep(tmp_path, "hydra/launcher=joblib")
+    sweep = _sweep(tmp_path, "hydra/launcher=rpm_joblib")
     run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)  # evaluates what is missing
     _check_summary(sweep, tmp_path, 4)
 
 
 def test_submitit_local_launcher(tmp_path):
     _needs("hydra_submitit_launcher")
-    sweep = _sweep(tmp_path, "hydra/launcher=submitit_local")
+    sweep = _sweep(tmp_path, "hydra/launcher=rpm_local")
     run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)
     _check_summary(sweep, tmp_path, 4)
 

@@ -107,6 +107,26 @@ def per_run_table(found: dict) -> str:
     return "\n".join(lines)
 
 
+def tuning_section(root: Path) -> str:
+    """The sweeps under root/tuning/ (scripts/tune.sh and the follow-ups), one table row per run."""
+    from rpm_cli.figures.sweep import summary_rows
+
+    sweeps = sorted(p for p in (root / "tuning").glob("*") if p.is_dir() and any(p.rglob("checkpoint.pt")))
+    if not sweeps:
+        return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
+    lines = ["| sweep | overrides | epochs | final loss | θ (px) | joint L2 | slot L2 | random-init slot L2 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for sweep in sweeps:
+        for row in summary_rows(sweep):
+            theta = row["final_lengthscale_px"]
+            theta = f"{theta:.1f}" if isinstance(theta, float) else "—"
+            overrides = " ".join(o for o in row["overrides"].split()
+                                 if not o.startswith(("seed=", "evaluate=", "trainer.threads=", "trainer.progress=")))
+            lines.append(f"| {sweep.name} | `{overrides}` | {row['epochs']} | {row['final_loss']:.3f} | {theta} "
+                         f"| {row['readout_l2_px']:.2f} | {row['slot_l2_px']:.2f} | {row['random_init_slot_l2_px']:.2f} |")
+    return "\n".join(lines)
+
+
 def write_report(root, wall_seconds: float | None = None, jobs: int | None = None) -> Path:
     root = Path(root)
     found = collect(root)
@@ -148,6 +168,14 @@ failure when its slot L2 is at least {LINEAR_FAIL_FACTOR:g}× the Gaussian's.
 {chr(10).join(fig_lines)}
 
 Panels A–E are also in `figures/fig1a.png` … `fig1e.png` (and `.pdf`).
+
+## How the tuned recipe was found
+
+Gaussian f_θ, seed 0, full size, each run evaluated on the held-out video (commands in `scripts/tune.sh`
+and the sweep dirs' `.hydra/overrides.yaml`; plots in `tuning/*/sweep_summary.png`). The final loss is
+per pair except where `loss_reduction=sum` (summed over the 30 pairs).
+
+{tuning_section(root)}
 
 ## Every run
 

@@ -40,7 +40,9 @@ def test_evaluate_accepts_an_explicit_run_dir(trained):
 
 def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
     cfg = run_rpm(["train", "prior=linear", "--cfg", "job"], tmp_path, check=True)
-    assert "name: linear" in cfg.stdout and "optimizer: sgd" in cfg.stdout
+    assert "name: linear" in cfg.stdout and "optimizer: adam" in cfg.stdout  # the tuned recipe by default
+    paper = run_rpm(["train", "experiment=paper", "--cfg", "job"], tmp_path, check=True)
+    assert "optimizer: sgd" in paper.stdout and "lr: 0.005" in paper.stdout and "epochs: 30" in paper.stdout
     assert "Powered by Hydra" in run_rpm(["train", "--help"], tmp_path, check=True).stdout
     assert "train" in run_rpm(["--help"], tmp_path, check=True).stdout
     assert not (tmp_path / "outputs").exists()
@@ -76,6 +78,7 @@ BAD_TRAIN = [
     (["data.heading_noise_deg=-1"], "data.heading_noise_deg must be a number from 0 to 180"),
     (["data.test_seed=0"], "data.test_seed must be an integer different from data.seed"),
     (["encoder.hidden_channels=0"], "encoder.hidden_channels must be an integer >= 1"),
+    (["encoder.map_bias_init=high"], "encoder.map_bias_init must be a number"),
     (["sweep_metric=foo"], "sweep_metric must be one of"),
     (["resume=/no/such/dir"], "resume must be a run dir holding checkpoint.pt"),
 ]

@@ -25,6 +25,14 @@ def test_encoder_shapes_and_range():
     assert z.shape == (4, 6) and bool(((z > 0) & (z < 1)).all())
 
 
+def test_map_bias_init_sets_the_background_level():
+    enc = CentreOfMassEncoder(n_maps=3, map_bias_init=-8.0)
+    assert torch.equal(enc.bn2.bias.detach(), torch.full((3,), -8.0))
+    enc.eval()  # fresh running stats: mean 0, var 1, so a black frame's maps sit at sigmoid(-8)
+    maps = enc.feature_maps(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    assert torch.allclose(maps, torch.full_like(maps, torch.sigmoid(torch.tensor(-8.0)).item()), atol=1e-6)
+
+
 def test_gaussian_critic_against_numpy():
     z, z2 = np.random.default_rng(0).normal(size=(2, 5, 6))
     critic = GaussianCritic(lengthscale=0.7)

@@ -33,7 +33,7 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_cfg, tmp_pa
 
 
 def test_divergence_exits_3_with_one_line(tmp_path):
-    proc = run_rpm(["train", *TINY, "prior=linear", "prior.init_std=1e20"], tmp_path)
+    proc = run_rpm(["train", *TINY, "experiment=paper", "prior=linear", "prior.init_std=1e20"], tmp_path)
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("error: loss is nan at epoch 1") and "Traceback" not in proc.stderr

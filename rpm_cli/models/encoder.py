@@ -28,13 +28,16 @@ def centre_of_mass(maps: torch.Tensor) -> torch.Tensor:
 
 
 class CentreOfMassEncoder(nn.Module):
-    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3):
+    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3, map_bias_init: float = 0.0):
         super().__init__()
         self.n_maps = n_maps
         self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(n_maps)
+        # The shift of the last BatchNorm sets the maps' background level: at 0 (PyTorch's default) the black
+        # background sits near sigmoid(0) = 0.5 and outweighs a ball in the centre of mass.
+        nn.init.constant_(self.bn2.bias, map_bias_init)
 
     @property
     def latent_dim(self) -> int:

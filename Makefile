@@ -24,4 +24,4 @@ reproduce:  ## Fig. 1 and outputs/reproduce/REPORT.md from scratch
 	bash scripts/reproduce.sh
 
 clean:
-	rm -rf outputs/train outputs/evaluate outputs/figures outputs/reproduce outputs/cache
+	rm -rf outputs/train outputs/evaluate outputs/figures outputs/cache

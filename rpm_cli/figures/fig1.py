@@ -64,6 +64,16 @@ class LoadedRun:
         return next_frame_probabilities(critic(z[base:base + 1], z)[0].double().numpy())
 
 
+def _frame_axes(ax, size: int) -> None:
+    """Axes in image coordinates (y down) on a black background, like a frame of the video."""
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)
+    ax.set_aspect("equal")
+    ax.set_facecolor("black")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def draw_motion(ax, video, t: int) -> None:
     """Panel A: frame t with the previous frame faded in and each ball's move to frame t + 1 as an arrow."""
     frame = video.frames[t].transpose(1, 2, 0).astype(float)
@@ -85,12 +95,7 @@ def draw_extracted(ax, run: LoadedRun, t: int, label: str) -> None:
         c = np.array(colour) / 255
         ax.plot(true[span, b, 0], true[span, b, 1], "-", color=c, lw=2, alpha=0.6)
         ax.plot(pred[span, b, 0], pred[span, b, 1], "o", color=c, ms=4, mec="black", mew=0.4)
-    ax.set_xlim(0, size)
-    ax.set_ylim(size, 0)
-    ax.set_aspect("equal")
-    ax.set_facecolor("black")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _frame_axes(ax, size)
     ax.set_title(f"B  {label}: readout (dots) vs truth (lines)")
 
 
@@ -124,12 +129,7 @@ def draw_p_next(ax, run: LoadedRun, base: int, letter: str, label: str):
                       norm=Normalize(0, 4 / n, clip=True), s=14)
     ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label="current")
     ax.plot(*coral[base + 1], "r*", ms=14, mec="white", label="true next")
-    ax.set_xlim(0, size)
-    ax.set_ylim(size, 0)
-    ax.set_aspect("equal")
-    ax.set_facecolor("black")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _frame_axes(ax, size)
     ax.set_title(f"{letter}  P(z'|z), coral ball, {label}")
     ax.legend(fontsize=7, loc="lower right")
     bar = ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1 / n, 4 / n])

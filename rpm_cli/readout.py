@@ -55,14 +55,23 @@ def slot_costs(z_train, c_train, z_test, c_test) -> np.ndarray:
     return cost
 
 
-def slot_l2(z_train, c_train, z_test, c_test) -> float:
+TRACKED_PX = 5.0  # a slot "tracks" its matched ball when its held-out error is below this
+
+
+def slot_matches(z_train, c_train, z_test, c_test) -> list[float]:
+    """Held-out L2 of each matched (slot, ball) pair, in ball order."""
     cost = slot_costs(z_train, c_train, z_test, c_test)
-    return float(np.mean([cost[k, b] for k, b in best_assignment(cost)]))
+    return [float(cost[k, b]) for k, b in sorted(best_assignment(cost), key=lambda kb: kb[1])]
+
+
+def slot_l2(z_train, c_train, z_test, c_test) -> float:
+    return float(np.mean(slot_matches(z_train, c_train, z_test, c_test)))
 
 
 def readout_metrics(z_train, c_train, z_test, c_test) -> dict:
-    return {"readout_l2_px": joint_l2(z_train, c_train, z_test, c_test),
-            "slot_l2_px": slot_l2(z_train, c_train, z_test, c_test)}
+    matched = slot_matches(z_train, c_train, z_test, c_test)
+    return {"readout_l2_px": joint_l2(z_train, c_train, z_test, c_test), "slot_l2_px": float(np.mean(matched)),
+            "slot_matched_px": matched, "balls_tracked": sum(m < TRACKED_PX for m in matched)}
 
 
 def chance_metrics(c_train, c_test) -> dict:

@@ -19,7 +19,7 @@ METRICS = (("readout_l2_px", "joint readout L2"), ("slot_l2_px", "slot L2"))
 # The claim, made testable (the paper gives no numbers): thresholds stated in the report itself.
 SLOT_TARGET_PX = 5.0         # Gaussian: each map tracks one ball to within 5 px on average
 JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the supervised baseline
-LINEAR_FAIL_FACTOR = 3.0     # linear "fails": slot L2 at least 3x the Gaussian's and above the target
+FAIL_FRACTION = 0.5          # "fails": slot L2 at least half the random-init encoder's (no per-ball slots learned)
 
 
 def collect(root: Path) -> dict:
@@ -78,30 +78,44 @@ def verdicts(found: dict) -> list[str]:
         l_joint, _ = stat([r["readout_l2_px"] for r in methods["linear"]])
         r_slot, _ = stat([r["random_init"]["slot_l2_px"] for m in METHODS for r in methods[m]])
         gaussian_ok = g_slot < SLOT_TARGET_PX and g_joint <= JOINT_FACTOR * s_joint
-        linear_fails = l_slot >= LINEAR_FAIL_FACTOR * g_slot and l_slot > SLOT_TARGET_PX
+        linear_fails = l_slot >= FAIL_FRACTION * r_slot
+        good_seeds = [r["seed"] for r in methods["gaussian"] if r["slot_l2_px"] < SLOT_TARGET_PX]
+        n = len(methods["gaussian"])
+        if gaussian_ok:
+            gaussian_verdict = "reproduced"
+        elif good_seeds and g_joint <= JOINT_FACTOR * s_joint:
+            gaussian_verdict = (f"reproduced only in {len(good_seeds)} of {n} seeds (seed {', '.join(map(str, good_seeds))});"
+                                f" not on average")
+        else:
+            gaussian_verdict = "not reproduced"
+        tracked = ", ".join(str(r.get("balls_tracked", "?")) for r in sorted(methods["gaussian"], key=lambda r: r["seed"]))
         out.append(
             f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
-            f"{'reproduced' if gaussian_ok else 'not reproduced'}.** Gaussian slot L2 {g_slot:.2f} px "
+            f"{gaussian_verdict}.** Balls tracked to < {SLOT_TARGET_PX:g} px per seed: {tracked}. Gaussian slot L2 {g_slot:.2f} px "
             f"(target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, supervised {s_slot:.2f}); "
             f"joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px (target ≤ {JOINT_FACTOR:g}×).")
         out.append(
             f"- **{preset}: the linear f_θ fails: {'reproduced' if linear_fails else 'not reproduced'}.** "
-            f"Linear slot L2 {l_slot:.2f} px vs Gaussian {g_slot:.2f} px (fails = ≥ {LINEAR_FAIL_FACTOR:g}× the "
-            f"Gaussian's and above {SLOT_TARGET_PX:g} px); its joint readout is {l_joint:.2f} px"
+            f"Linear slot L2 {l_slot:.2f} px against the random-init encoder's {r_slot:.2f} px (fails = at least "
+            f"{FAIL_FRACTION:g}× it) and the Gaussian's {g_slot:.2f} px ({l_slot / g_slot:.1f}× the Gaussian's); "
+            f"its joint readout is {l_joint:.2f} px"
             + (" — on the paper's joint metric alone the linear critic does not look like a failure."
                if l_joint <= JOINT_FACTOR * s_joint else "."))
     return out
 
 
 def per_run_table(found: dict) -> str:
-    lines = ["| preset | method | seed | joint L2 | slot L2 | random-init slot L2 | final loss | θ (px) | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| preset | method | seed | joint L2 | slot L2 | balls tracked (< 5 px) | matched slot errors (px) "
+             "| random-init slot L2 | final loss | θ (px) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for preset, methods in found.items():
         for method in METHODS:
             for r in sorted(methods.get(method, []), key=lambda r: r["seed"]):
                 final = r["final_train"]
                 theta = f"{final['lengthscale_px']:.2f}" if "lengthscale_px" in final else "—"
+                matched = ", ".join(f"{m:.1f}" for m in r.get("slot_matched_px", []))
                 lines.append(f"| {preset} | {method} | {r['seed']} | {r['readout_l2_px']:.2f} | {r['slot_l2_px']:.2f} "
+                             f"| {r.get('balls_tracked', '?')} | {matched} "
                              f"| {r['random_init']['slot_l2_px']:.2f} | {final['loss']:.4f} | {theta} "
                              f"| {r['train_seconds']:.0f} |")
     return "\n".join(lines)
@@ -159,7 +173,8 @@ ball, maps matched to balls by least error: low only when each latent tracks one
 
 The paper gives no numbers; we call the claim reproduced when the Gaussian prior's slot L2 is below
 {SLOT_TARGET_PX:g} px and its joint L2 within {JOINT_FACTOR:g}× the supervised baseline's, and call the linear critic a
-failure when its slot L2 is at least {LINEAR_FAIL_FACTOR:g}× the Gaussian's.
+failure when its slot L2 is at least {FAIL_FRACTION:g}× the random-init encoder's (it learned no per-ball slots). Both
+verdicts use means over seeds; the per-run table below shows the spread.
 
 {chr(10).join(verdicts(found))}
 

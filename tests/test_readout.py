@@ -20,9 +20,15 @@ def test_slot_metric_finds_permuted_slots_and_rejects_mixed_ones():
     z_train = np.concatenate([c_train[:, b] * 0.01 + 0.2 for b in perm], axis=1)
     z_test = np.concatenate([c_test[:, b] * 0.01 + 0.2 for b in perm], axis=1)
     assert slot_l2(z_train, c_train, z_test, c_test) < 1e-6
+    assert readout_metrics(z_train, c_train, z_test, c_test)["balls_tracked"] == 3
     mixed = np.random.default_rng(3).normal(size=(6, 6))  # every slot mixes every ball
     m = readout_metrics(z_train @ mixed, c_train, z_test @ mixed, c_test)
-    assert m["readout_l2_px"] < 1e-6 and m["slot_l2_px"] > 20
+    assert m["readout_l2_px"] < 1e-6 and m["slot_l2_px"] > 20 and m["balls_tracked"] == 0
+    # Two slots on their balls, the third blind: one ball untracked.
+    blind = z_train.copy(), z_test.copy()
+    blind[0][:, 4:], blind[1][:, 4:] = 0.5, 0.5
+    m = readout_metrics(blind[0], c_train, blind[1], c_test)
+    assert m["balls_tracked"] == 2 and len(m["slot_matched_px"]) == 3 and max(m["slot_matched_px"]) > 20
 
 
 def test_best_assignment_by_hand():

@@ -1,7 +1,6 @@
 """`rpm evaluate`: encode the training and held-out videos, fit the linear readout on the first, score on
 the second, with two controls (chance, and a random-init encoder of the same seed)."""
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from rpm_cli.models.build import build_encoder
 from rpm_cli.readout import chance_metrics, readout_metrics
 from rpm_cli.runs import CHECKPOINT, EVALUATION, load_checkpoint, resolve_run_dir, runs_in_sweep
 
-log = logging.getLogger(__name__)
 
 
 @torch.no_grad()

@@ -3,7 +3,6 @@
 `train(cfg, run_dir)` is the plain function (tests call it); the Hydra app around it is in apps.py.
 """
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from rpm_cli.models.build import build_critic, build_encoder, pick_device
 from rpm_cli.objectives import info_nce, info_nce_bound
 from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
 
-log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:

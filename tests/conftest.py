@@ -1,7 +1,5 @@
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -42,10 +40,3 @@ def rpm_available():
     if which("rpm") is None:
         pytest.fail("the `rpm` script is not installed: run `make install`")
     return True
-
-
-def python_exe():
-    return sys.executable
-
-
-__all__ = ["TINY", "compose_cfg", "run_rpm", "Path"]

@@ -15,7 +15,6 @@ from rpm_cli.readout import chance_metrics, readout_metrics
 from rpm_cli.runs import CHECKPOINT, EVALUATION, load_checkpoint, resolve_run_dir, runs_in_sweep
 
 
-
 @torch.no_grad()
 def encode(encoder: torch.nn.Module, frames: np.ndarray, batch_size: int = 100) -> np.ndarray:
     encoder.eval()

@@ -20,7 +20,6 @@ from rpm_cli.objectives import info_nce, info_nce_bound
 from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
 
 
-
 def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)

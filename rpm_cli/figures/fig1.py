@@ -47,7 +47,6 @@ class LoadedRun:
         self.test = load_video(data, seed=data.test_seed, n_frames=data.test_frames)
         self.z_train = encode(self.model.encoder, self.train.frames)
         self.z_test = encode(self.model.encoder, self.test.frames)
-        self.evaluation = evaluate_run(self.run_dir)
 
     def readout_predictions(self) -> np.ndarray:
         """Held-out centres predicted by the joint affine readout, (N, n_balls, 2) px."""

@@ -100,6 +100,11 @@ def validate_train(cfg: DictConfig) -> None:
     check(cfg, f"{t}.lr", lambda v: _is_num(v) and v > 0, "> 0")
     check(cfg, f"{t}.momentum", lambda v: _is_num(v) and 0 <= v < 1, "in [0, 1)")
     check(cfg, f"{t}.epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+    check(cfg, f"{t}.restarts", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (1 = a single start)")
+    if cfg.trainer.restarts > 1:
+        last = cfg.trainer.epochs - 1
+        check(cfg, f"{t}.restart_epochs", lambda v: _is_int(v) and 1 <= v <= last,
+              f"an integer from 1 to trainer.epochs - 1 ({last}) when trainer.restarts > 1")
     n_pairs = cfg.data.n_frames - 1
     check(cfg, f"{t}.batch_size", lambda v: _is_int(v) and 2 <= v <= n_pairs,
           f"an integer from 2 to the number of pairs ({n_pairs} = data.n_frames - 1)")

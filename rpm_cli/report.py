@@ -1,6 +1,7 @@
 """Write REPORT.md for a `make reproduce` directory: table, verdicts, commands, configs, figures, wall time.
 
-Usage: python -m rpm_cli.report outputs/reproduce [--wall-seconds S] [--jobs J]
+Usage: python -m rpm_cli.report outputs/reproduce [--wall-seconds S] [--jobs J] [--figure-seconds S]
+       [--reused N]
 """
 import argparse
 import json
@@ -13,6 +14,7 @@ import torch
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
 from rpm_cli.readout import TRACKED_PX
+from rpm_cli.runs import STARTS
 
 METHODS = ("supervised", "gaussian", "linear")
 METHOD_OVERRIDE = {"supervised": "trainer=supervised", "gaussian": "prior=gaussian", "linear": "prior=linear"}
@@ -21,6 +23,7 @@ METRICS = (("readout_l2_px", "joint readout L2"), ("slot_l2_px", "slot L2"))
 SLOT_TARGET_PX = 5.0         # Gaussian: each map tracks one ball to within 5 px on average
 JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the supervised baseline
 FAIL_FRACTION = 0.5          # "fails": slot L2 at least half the random-init encoder's (no per-ball slots learned)
+TUNING_ORDER = ("adam", "sgd-sum", "fixed-theta", "map-bias", "seeds", "restarts")  # scripts/tune.sh's order
 
 
 def collect(root: Path) -> dict:
@@ -31,10 +34,19 @@ def collect(root: Path) -> dict:
         preset, method = run_dir.parent.parent.name, run_dir.parent.name
         result = json.loads(evaluation.read_text())
         lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        result["train_seconds"] = sum(m["seconds"] for m in lines)
+        result["train_seconds"] = sum(m["seconds"] for m in lines) + discarded_start_seconds(run_dir)
         result["seed"] = int(run_dir.name.split("-")[1])
         found.setdefault(preset, {}).setdefault(method, []).append(result)
     return found
+
+
+def discarded_start_seconds(run_dir: Path) -> float:
+    """Training time of the starts a run tried and dropped (trainer.restarts > 1); 0 without restarts."""
+    path = run_dir / STARTS
+    if not path.exists():
+        return 0.0
+    record = json.loads(path.read_text())
+    return sum(s["seconds"] for s in record["starts"] if s["start"] != record["chosen"])
 
 
 def stat(values) -> tuple[float, float]:
@@ -124,26 +136,35 @@ def per_run_table(found: dict) -> str:
 
 
 def tuning_section(root: Path) -> str:
-    """The sweeps under root/tuning/ (written by scripts/tune.sh), one table row per run."""
+    """The sweeps under root/tuning/ (written by scripts/tune.sh): one row per setting, seeds pooled."""
     from rpm_cli.figures.sweep import summary_rows
 
-    sweeps = sorted(p for p in (root / "tuning").glob("*") if p.is_dir() and any(p.rglob("checkpoint.pt")))
+    sweeps = sorted((p for p in (root / "tuning").glob("*") if p.is_dir() and any(p.rglob("checkpoint.pt"))),
+                    key=lambda p: (TUNING_ORDER.index(p.name) if p.name in TUNING_ORDER else len(TUNING_ORDER), p.name))
     if not sweeps:
         return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
-    lines = ["| sweep | overrides | epochs | final loss | θ (px) | joint L2 | slot L2 | random-init slot L2 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | joint L2 | slot L2 "
+             f"| seeds with all balls tracked (< {TRACKED_PX:g} px) | random-init slot L2 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for sweep in sweeps:
-        for row in summary_rows(sweep):
-            theta = row["final_lengthscale_px"]
-            theta = f"{theta:.1f}" if isinstance(theta, float) else "—"
+        settings = {}
+        for row in summary_rows(sweep, finished_only=True):
             overrides = " ".join(o for o in row["overrides"].split()
                                  if not o.startswith(("seed=", "evaluate=", "trainer.threads=", "trainer.progress=")))
-            lines.append(f"| {sweep.name} | `{overrides}` | {row['epochs']} | {row['final_loss']:.3f} | {theta} "
-                         f"| {row['readout_l2_px']:.2f} | {row['slot_l2_px']:.2f} | {row['random_init_slot_l2_px']:.2f} |")
+            settings.setdefault(overrides, []).append(row)
+        for overrides, rows in settings.items():
+            thetas = [r["final_lengthscale_px"] for r in rows if isinstance(r["final_lengthscale_px"], float)]
+            tracked = sum(r["balls_tracked"] == r["n_balls"] for r in rows)
+            lines.append(
+                f"| {sweep.name} | `{overrides}` | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['epochs']} "
+                f"| {fmt([r['final_loss'] for r in rows])} | {fmt(thetas) if thetas else '—'} "
+                f"| {fmt([r['readout_l2_px'] for r in rows])} | {fmt([r['slot_l2_px'] for r in rows])} "
+                f"| {tracked} of {len(rows)} | {fmt([r['random_init_slot_l2_px'] for r in rows])} |")
     return "\n".join(lines)
 
 
-def write_report(root, wall_seconds: float | None = None, jobs: int | None = None) -> Path:
+def write_report(root, wall_seconds: float | None = None, jobs: int | None = None,
+                 figure_seconds: float | None = None, reused: int = 0) -> Path:
     root = Path(root)
     found = collect(root)
     if not found:
@@ -154,6 +175,10 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
     commands = "\n".join(f"rpm train experiment={p} {METHOD_OVERRIDE[m]} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>\n"
                          f"rpm evaluate run_dir={root}/{p}/{m}/seed-<seed>" for p in found for m in found[p])
     wall = f"{wall_seconds / 60:.1f} min for the whole `make reproduce`" if wall_seconds else "not recorded"
+    if figure_seconds:
+        wall += f" (Fig. 1, drawn from the tuned runs, which go first, was ready after {figure_seconds / 60:.1f} min)"
+    if reused:
+        wall += f"; {reused} runs were already done by an earlier invocation and are not in that time"
     figures = root / "figures"
     fig_lines = ["![Fig. 1](figures/fig1.png)"] if (figures / "fig1.png").exists() else ["(no figures drawn)"]
     text = f"""# Reproducing Fig. 1 of "InfoNCE is variational inference in a recognition parameterised model"
@@ -188,9 +213,12 @@ Panels A–E are also in `figures/fig1a.png` … `fig1e.png` (and `.pdf`).
 
 ## How the tuned recipe was found
 
-Gaussian f_θ, seed 0, full size, from Appendix D's settings with one change at a time, each run evaluated
-on the held-out video (`scripts/tune.sh` runs all four sweeps; plots in `tuning/*/sweep_summary.png`). The final loss is
-per pair except where `loss_reduction=sum` (summed over the 30 pairs).
+Gaussian f_θ, full size, each run evaluated on the held-out video; `scripts/tune.sh` reruns every sweep as
+it was run (plots in `tuning/*/sweep_summary.png`). The first four sweeps (adam, sgd-sum, fixed-theta,
+map-bias) start from Appendix D's settings on seed 0 and change one thing at a time. The last two are
+overrides of the default `experiment=tuned`: `seeds` runs single starts on other seeds, to see how often a
+map ends on no ball; `restarts` is the tuned recipe itself on seeds 12–15, none of them a reproduction seed. Means ± std over a setting's seeds;
+the final loss is per pair except where `loss_reduction=sum` (summed over the 30 pairs).
 
 {tuning_section(root)}
 
@@ -220,8 +248,10 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--wall-seconds", type=float)
     parser.add_argument("--jobs", type=int)
+    parser.add_argument("--figure-seconds", type=float, help="when Fig. 1 was ready, from the start")
+    parser.add_argument("--reused", type=int, default=0, help="runs an earlier invocation had already finished")
     args = parser.parse_args()
-    print(write_report(args.root, args.wall_seconds, args.jobs))
+    print(write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused))
 
 
 if __name__ == "__main__":

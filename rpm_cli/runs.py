@@ -2,7 +2,8 @@
 
 A run dir is Hydra's output dir for one `rpm train` job: `.hydra/` (Hydra's record), `checkpoint.pt`
 (self-contained: weights, critic, optimizer, RNG states, resolved config, epoch), `metrics.jsonl` (one
-line per epoch), `evaluation.json` (after `rpm evaluate`). `outputs/train/latest` links the newest single run.
+line per epoch), `starts.json` (with trainer.restarts > 1), `evaluation.json` (after `rpm evaluate`).
+`outputs/train/latest` links the newest single run.
 """
 import pickle
 import zipfile
@@ -16,6 +17,7 @@ from rpm_cli.errors import UserError
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
+STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
 TRAIN_ROOT = Path("outputs/train")
 LATEST = TRAIN_ROOT / "latest"

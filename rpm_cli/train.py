@@ -11,13 +11,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from rpm_cli.atomic import append_line, write_text
+from rpm_cli.atomic import append_line, write_json, write_text
 from rpm_cli.config import validate_train
 from rpm_cli.data.balls import load_video
 from rpm_cli.errors import TrainingDiverged, UserError
 from rpm_cli.models.build import build_critic, build_encoder, pick_device
 from rpm_cli.objectives import info_nce, info_nce_bound
-from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint, save_checkpoint
+from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -61,36 +61,51 @@ def all_finite(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
-def _start_or_resume(cfg: DictConfig, run_dir: Path):
-    """(cfg, model, optimizer, sampler, first_epoch) for a fresh run, or restored from `resume`."""
-    state = None
+def start_seed(seed: int, start: int) -> int:
+    """Seed of the start-th independent start. Start 0 is the run's own seed, so restarts=1 changes nothing."""
+    if start == 0:
+        return seed
+    return int(np.random.SeedSequence([seed % 2**64, start]).generate_state(1)[0])
+
+
+def _fresh(cfg: DictConfig, seed: int, device) -> tuple:
+    """(model, optimizer, sampler) initialised from `seed`."""
+    seed_everything(seed)
+    model = Model(cfg).to(device)
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.trainer)
+    return model, optimizer, torch.Generator().manual_seed(seed)
+
+
+def _training_state(model, optimizer, sampler) -> dict:
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "sampler_rng": sampler.get_state(), "torch_rng": torch.get_rng_state()}
+
+
+def _restore(state: dict, model, optimizer, sampler) -> None:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    sampler.set_state(state["sampler_rng"])
+    torch.set_rng_state(state["torch_rng"])
+
+
+def _resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
+    """The checkpoint to continue from (resume=), or None for a fresh run in an unused dir."""
     if cfg.resume:
         state = load_checkpoint(Path(cfg.resume) / CHECKPOINT)
         if state["finished"]:
             raise UserError(f"resume={cfg.resume} is already finished ({state['epoch']} epochs); nothing to resume")
-        cfg = OmegaConf.create(state["config"])
-    elif (run_dir / CHECKPOINT).exists():
+        return state
+    if (run_dir / CHECKPOINT).exists():
         raise UserError(f"run dir {run_dir} already holds a run; refusing to overwrite it (use resume=)")
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.trainer.device)
-    model = Model(cfg).to(device)
-    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.trainer)
-    sampler = torch.Generator().manual_seed(cfg.seed)
-    first_epoch = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        sampler.set_state(state["sampler_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        first_epoch = state["epoch"]
-        _drop_metrics_after(run_dir / METRICS, first_epoch)
-    return cfg, model, optimizer, sampler, first_epoch
+    return None
 
 
 def _kept(run_dir: Path, epochs_done: int) -> str:
-    if epochs_done and (run_dir / CHECKPOINT).exists():
+    if not (run_dir / CHECKPOINT).exists():
+        return "no epoch had finished, so no checkpoint was written"
+    if epochs_done:
         return f"the last good checkpoint (epoch {epochs_done}) is kept in {run_dir}"
-    return "no epoch had finished, so no checkpoint was written"
+    return f"the starts finished so far are kept in {run_dir}"
 
 
 def _drop_metrics_after(path: Path, epoch: int) -> None:
@@ -100,45 +115,36 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
         write_text(path, "".join(ln + "\n" for ln in lines))
 
 
-def train(cfg: DictConfig, run_dir) -> dict:
-    """Train to the end (or resume), writing checkpoint.pt and metrics.jsonl into run_dir.
+class Trainer:
+    """The epoch loop over one video, shared by every start of a run."""
 
-    Returns the final epoch's metrics.
-    """
-    run_dir = Path(run_dir)
-    validate_train(cfg)
-    cfg, model, optimizer, sampler, first_epoch = _start_or_resume(cfg, run_dir)
-    t_cfg = cfg.trainer
-    if t_cfg.threads:
-        torch.set_num_threads(t_cfg.threads)
-    device = next(model.parameters()).device
-    video = load_video(cfg.data, seed=cfg.data.seed, n_frames=cfg.data.n_frames)
-    frames = torch.from_numpy(video.frames).to(device)
-    centres = torch.from_numpy(video.centres).to(device)
-    n_pairs, batch = video.n_frames - 1, t_cfg.batch_size
-    steps_per_epoch = n_pairs // batch  # full batches only: every step contrasts B pairs
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    metrics = {}
-    bar = tqdm(total=t_cfg.epochs * steps_per_epoch, initial=first_epoch * steps_per_epoch,
-               disable=not t_cfg.progress, desc=f"train {cfg.prior.name if not model.supervised else 'supervised'}",
-               unit="step", dynamic_ncols=True)
-    for epoch in range(first_epoch, t_cfg.epochs):
+    def __init__(self, cfg: DictConfig, run_dir: Path, device):
+        self.cfg, self.run_dir, self.device = cfg, run_dir, device
+        video = load_video(cfg.data, seed=cfg.data.seed, n_frames=cfg.data.n_frames)
+        self.frames = torch.from_numpy(video.frames).to(device)
+        self.centres = torch.from_numpy(video.centres).to(device)
+        self.n_pairs = video.n_frames - 1
+        self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
+
+    def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int) -> dict:
+        """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
+        t_cfg, batch = self.cfg.trainer, self.cfg.trainer.batch_size
         model.train()
         started, losses = time.perf_counter(), []
-        order = torch.randperm(n_pairs, generator=sampler)
-        for step in range(steps_per_epoch):
-            base = order[step * batch:(step + 1) * batch].to(device)
+        order = torch.randperm(self.n_pairs, generator=sampler)
+        for step in range(self.steps_per_epoch):
+            base = order[step * batch:(step + 1) * batch].to(self.device)
             index = torch.cat([base, base + 1])
-            loss = model.loss(frames[index], centres[index])
+            loss = model.loss(self.frames[index], self.centres[index])
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                                       + _kept(run_dir, epoch))
+                                       + _kept(self.run_dir, epochs_kept))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if not all_finite(model):
                 raise TrainingDiverged(f"a parameter became non-finite at epoch {epoch + 1}, step {step + 1}; "
-                                       + _kept(run_dir, epoch))
+                                       + _kept(self.run_dir, epochs_kept))
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", **{
@@ -146,14 +152,84 @@ def train(cfg: DictConfig, run_dir) -> dict:
         seconds = time.perf_counter() - started
         mean_loss = float(np.mean(losses))
         metrics = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
-                   "frames_per_s": 2 * batch * steps_per_epoch / seconds, **model.summary()}
+                   "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary()}
         if not model.supervised:
             per_pair = mean_loss / batch if t_cfg.loss_reduction == "sum" else mean_loss
             metrics["infonce_bound"] = info_nce_bound(per_pair, batch)
+        return metrics
+
+
+def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:
+    """Train `restarts` independent starts for `restart_epochs` each and return the one with the lowest
+    training loss in its last epoch (no labels are used), as a checkpoint state to continue from.
+
+    A collapsed start, where one map never finds a ball, shows as a higher loss by then. After each start
+    the checkpoint (epoch 0) records the starts so far and the best one, so a killed run redoes at most one
+    start, with the same seeds and so the same result.
+    """
+    cfg, run_dir = trainer.cfg, trainer.run_dir
+    starts, best = (state["starts"], state["best"]) if state else ([], None)
+    for start in range(len(starts), cfg.trainer.restarts):
+        seed = start_seed(cfg.seed, start)
+        model, optimizer, sampler = _fresh(cfg, seed, trainer.device)
+        lines = []
+        for epoch in range(cfg.trainer.restart_epochs):
+            lines.append(trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=0))
+        starts.append({"start": start, "seed": seed, "losses": [m["loss"] for m in lines],
+                       "seconds": sum(m["seconds"] for m in lines)})
+        if best is None or lines[-1]["loss"] < best["metrics"]["loss"]:
+            best = {**_training_state(model, optimizer, sampler), "start": start, "metrics": lines[-1],
+                    "lines": [json.dumps(m) for m in lines]}
+        save_checkpoint(run_dir, {"config": resolved, "epoch": 0, "finished": False, "starts": starts,
+                                  "best": best, **{k: best[k] for k in ("model", "optimizer", "sampler_rng",
+                                                                        "torch_rng", "metrics")}})
+    write_json(run_dir / STARTS, {"chosen": best["start"], "starts": starts,
+                                  "chosen_by": f"lowest mean training loss in epoch {cfg.trainer.restart_epochs}"})
+    write_text(run_dir / METRICS, "".join(line + "\n" for line in best["lines"]))
+    return {**best, "epoch": cfg.trainer.restart_epochs, "starts": starts}
+
+
+def train(cfg: DictConfig, run_dir) -> dict:
+    """Train to the end (or resume), writing checkpoint.pt and metrics.jsonl into run_dir.
+
+    With trainer.restarts > 1 the run first trains that many starts and continues the best (see
+    _select_start); its epochs count towards trainer.epochs. Returns the final epoch's metrics.
+    """
+    run_dir = Path(run_dir)
+    validate_train(cfg)
+    state = _resume_state(cfg, run_dir)
+    if state is not None:
+        cfg = OmegaConf.create(state["config"])
+    t_cfg = cfg.trainer
+    if t_cfg.threads:
+        torch.set_num_threads(t_cfg.threads)
+    device = pick_device(t_cfg.device)
+    trainer = Trainer(cfg, run_dir, device)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    restarts = t_cfg.get("restarts", 1)  # runs from before restarts existed have no such key
+    selecting = restarts > 1 and (state is None or state["epoch"] == 0)
+    select_epochs = t_cfg.restart_epochs if restarts > 1 else 0
+    done = (len(state.get("starts", [])) * select_epochs if selecting else
+            (restarts - 1) * select_epochs + state["epoch"]) if state else 0
+    name = "supervised" if t_cfg.objective == "supervised" else cfg.prior.name
+    bar = tqdm(total=((restarts - 1) * select_epochs + t_cfg.epochs) * trainer.steps_per_epoch,
+               initial=done * trainer.steps_per_epoch, disable=not t_cfg.progress, desc=f"train {name}",
+               unit="step", dynamic_ncols=True)
+    if selecting:
+        state = _select_start(trainer, resolved, state, bar)
+    model, optimizer, sampler = _fresh(cfg, cfg.seed, device)
+    first_epoch = 0
+    if state is not None:
+        _restore(state, model, optimizer, sampler)
+        first_epoch = state["epoch"]
+        _drop_metrics_after(run_dir / METRICS, first_epoch)
+    starts = state.get("starts", []) if state else []
+    metrics = state["metrics"] if state else {}
+    for epoch in range(first_epoch, t_cfg.epochs):
+        metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch)
         append_line(run_dir / METRICS, json.dumps(metrics))
-        save_checkpoint(run_dir, {
-            "config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "sampler_rng": sampler.get_state(), "torch_rng": torch.get_rng_state(), "metrics": metrics})
+        save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
+                                  "starts": starts, "metrics": metrics,
+                                  **_training_state(model, optimizer, sampler)})
     bar.close()
     return metrics

@@ -10,6 +10,7 @@ from rpm_cli import CONFIG_DIR
 TINY = [
     "data.image_size=64", "data.n_balls=2", "data.ball_diameter=12", "data.n_frames=60",
     "data.test_frames=40", "trainer.epochs=2", "trainer.batch_size=10", "trainer.progress=false",
+    "trainer.restarts=1",
 ]
 
 

@@ -78,6 +78,16 @@ def test_render_colours_and_antialiased_edges():
     assert abs(red[:, :32].sum() / CORAL[0] - math.pi * (DIAM / 2) ** 2) < 3
 
 
+@pytest.mark.parametrize("seed", [13, 15])
+def test_full_size_seeds_that_wedge_a_ball_still_give_a_valid_video(seed):
+    # With strictly sequential moves these seeds leave a ball with no valid move (frames 867 and 536).
+    c = simulate(900, 256, 3, 32.0, 32.0, 2.0, seed=seed)
+    assert np.allclose(np.linalg.norm(np.diff(c, axis=0), axis=-1), 32.0)
+    assert c.min() >= 16 - 1e-9 and c.max() <= 240 + 1e-9
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        assert np.linalg.norm(c[:, i] - c[:, j], axis=-1).min() >= 32 - 1e-9
+
+
 @pytest.mark.parametrize("kwargs", [
     dict(image_size=64, n_balls=40, diameter=12.0),   # do not fit
     dict(image_size=10, n_balls=1, diameter=12.0),    # ball larger than the frame

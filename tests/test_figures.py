@@ -1,4 +1,5 @@
 """Issue 5: every Fig. 1 panel on tiny runs, the P(z'|z) computation by hand, and the CLI."""
+import json
 import math
 
 import numpy as np
@@ -85,3 +86,12 @@ def test_report_on_tiny_runs(tiny_runs):
     assert text.count("reproduced") >= 2 and "1.5 min for the whole" in text
     assert "rpm train experiment=tuned prior=linear seed=<seed>" in text
     assert "```yaml" in text
+
+
+def test_report_counts_the_time_of_discarded_starts(tmp_path):
+    from rpm_cli.report import discarded_start_seconds
+
+    assert discarded_start_seconds(tmp_path) == 0.0  # a run without restarts
+    (tmp_path / "starts.json").write_text(json.dumps({"chosen": 1, "starts": [
+        {"start": 0, "seconds": 40.0}, {"start": 1, "seconds": 41.0}, {"start": 2, "seconds": 39.5}]}))
+    assert discarded_start_seconds(tmp_path) == 79.5

@@ -40,7 +40,7 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     assert len(runs) == 4
     # Readable and unique: the overrides, then the seed.
     assert {r.name.split("prior.lengthscale-")[1] for r in runs} == {
-        f"{ls}_trainer.batch_size-10_trainer.epochs-2_seed-{s}" for ls in (6, 12) for s in (0, 1)}
+        f"{ls}_trainer.batch_size-10_trainer.epochs-2_trainer.restarts-1_seed-{s}" for ls in (6, 12) for s in (0, 1)}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)
     stamps = {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)  # already done: skipped
@@ -50,6 +50,14 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     # A sweep run dir can be passed back as run_dir=.
     again = run_rpm(["evaluate", f"run_dir={runs[0]}"], tmp_path, check=True)
     assert "slot L2" in again.stdout
+    # The report's tuning table pools a setting's seeds into one row.
+    from rpm_cli.report import tuning_section
+
+    (tmp_path / "root" / "tuning").mkdir(parents=True)
+    (tmp_path / "root" / "tuning" / "grid").symlink_to(sweep)
+    rows = [line for line in tuning_section(tmp_path / "root").splitlines() if line.startswith("| grid |")]
+    assert len(rows) == 2 and all("| 0, 1 | 2 |" in row and " of 2 |" in row for row in rows)
+    assert {"prior.lengthscale=6" in row for row in rows} == {True, False}
 
 
 def test_joblib_launcher(tmp_path):

@@ -5,8 +5,8 @@ import torch
 
 from rpm_cli.errors import UserError
 from rpm_cli.evaluate import evaluate_run
-from rpm_cli.runs import CHECKPOINT, EVALUATION, METRICS, load_checkpoint
-from rpm_cli.train import Model, train
+from rpm_cli.runs import CHECKPOINT, EVALUATION, METRICS, STARTS, load_checkpoint
+from rpm_cli.train import Model, Trainer, train
 
 
 def _losses(run_dir):
@@ -66,3 +66,50 @@ def test_supervised_model_has_a_head_and_no_critic(tiny_cfg):
     assert model.critic is None and model.head.out_features == 4
     frames = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
     assert model.loss(frames, torch.rand(4, 2, 2) * 64).ndim == 0
+
+
+RESTARTS = ("trainer.optimizer=adam", "trainer.lr=0.02", "trainer.epochs=3", "trainer.restarts=3",
+            "trainer.restart_epochs=1")
+
+
+def test_restarts_continue_the_start_with_the_lowest_loss(tiny_cfg, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(*RESTARTS, "seed=4"), run)
+    record = json.loads((run / STARTS).read_text())
+    starts = record["starts"]
+    assert [s["start"] for s in starts] == [0, 1, 2] and starts[0]["seed"] == 4
+    assert len({s["seed"] for s in starts}) == 3 and all(len(s["losses"]) == 1 for s in starts)
+    assert len({s["losses"][0] for s in starts}) == 3  # really different starts
+    chosen = min(starts, key=lambda s: s["losses"][-1])
+    assert record["chosen"] == chosen["start"]
+    losses = _losses(run)
+    assert len(losses) == 3 and losses[0] == chosen["losses"][0]  # the chosen start's epoch, then two more
+    state = load_checkpoint(run / CHECKPOINT)
+    assert state["finished"] and state["epoch"] == 3 and state["starts"] == starts and record["chosen_by"]
+
+
+def test_run_killed_while_choosing_a_start_resumes_exactly(tiny_cfg, tmp_path, monkeypatch):
+    train(tiny_cfg(*RESTARTS), tmp_path / "clean")
+    real_epoch, calls = Trainer.epoch, {"n": 0}
+
+    def killed_in_the_third_start(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_epoch(self, *args, **kwargs)
+
+    run = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "epoch", killed_in_the_third_start)
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_cfg(*RESTARTS), run)
+    state = load_checkpoint(run / CHECKPOINT)
+    assert state["epoch"] == 0 and len(state["starts"]) == 2 and not (run / METRICS).exists()
+    train(tiny_cfg(*RESTARTS, f"resume={run}"), run)
+    clean, resumed = load_checkpoint(tmp_path / "clean" / CHECKPOINT), load_checkpoint(run / CHECKPOINT)
+    def no_time(starts):
+        return [{k: v for k, v in s.items() if k != "seconds"} for s in starts]
+
+    assert no_time(resumed["starts"]) == no_time(clean["starts"])
+    assert all(torch.equal(clean["model"][k], resumed["model"][k]) for k in clean["model"])
+    assert _losses(run) == _losses(tmp_path / "clean")

@@ -28,22 +28,26 @@ def run_overrides(run_dir: Path) -> dict:
     return dict(item.split("=", 1) for item in items if "=" in item and not item.startswith("hydra"))
 
 
-def summary_rows(sweep_dir) -> list[dict]:
+def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
+    """One row per run; an unfinished run is an error, or skipped with finished_only (a sweep still running)."""
     rows = []
     for run_dir in runs_in_sweep(sweep_dir):
+        state = load_checkpoint(run_dir / CHECKPOINT)
+        if finished_only and not state["finished"]:
+            continue
         result = evaluate_run(run_dir)  # reuses evaluation.json when it is up to date
-        cfg = load_checkpoint(run_dir / CHECKPOINT)["config"]
+        cfg = state["config"]
         final = result["final_train"]
         overrides = run_overrides(run_dir)
         rows.append({
             "run": str(run_dir.relative_to(sweep_dir)), "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
             **{f"override:{k}": v for k, v in overrides.items()},
-            "seed": cfg["seed"], "prior": cfg["prior"]["name"], "objective": cfg["trainer"]["objective"],
+            "seed": cfg["seed"], "n_balls": cfg["data"]["n_balls"], "prior": cfg["prior"]["name"], "objective": cfg["trainer"]["objective"],
             "initial_lengthscale_px": cfg["prior"].get("lengthscale", ""),
             "learn_lengthscale": cfg["prior"].get("learn_lengthscale", ""),
             "final_lengthscale_px": final.get("lengthscale_px", ""), "final_loss": final["loss"],
-            "epochs": final["epoch"],
-            **{m: result[m] for m in METRICS},
+            "epochs": final["epoch"], "restarts": cfg["trainer"].get("restarts", 1),
+            **{m: result[m] for m in METRICS}, "balls_tracked": result.get("balls_tracked", ""),
             **{f"random_init_{m}": result["random_init"][m] for m in METRICS},
             "chance_l2_px": result["chance"]["readout_l2_px"],
         })

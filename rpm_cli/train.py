@@ -164,11 +164,11 @@ def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> 
     training loss in its last epoch (no labels are used), as a checkpoint state to continue from.
 
     A collapsed start, where one map never finds a ball, shows as a higher loss by then. After each start
-    the checkpoint (epoch 0) records the starts so far and the best one, so a killed run redoes at most one
-    start, with the same seeds and so the same result.
+    the checkpoint (epoch 0) records the starts so far and holds the best one's state, so a killed run redoes
+    at most one start, with the same seeds and so the same result.
     """
     cfg, run_dir = trainer.cfg, trainer.run_dir
-    starts, best = (state["starts"], state["best"]) if state else ([], None)
+    starts, best = (state["starts"], state) if state else ([], None)  # the checkpoint's state is the best start's
     for start in range(len(starts), cfg.trainer.restarts):
         seed = start_seed(cfg.seed, start)
         model, optimizer, sampler = _fresh(cfg, seed, trainer.device)
@@ -178,14 +178,12 @@ def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> 
         starts.append({"start": start, "seed": seed, "losses": [m["loss"] for m in lines],
                        "seconds": sum(m["seconds"] for m in lines)})
         if best is None or lines[-1]["loss"] < best["metrics"]["loss"]:
-            best = {**_training_state(model, optimizer, sampler), "start": start, "metrics": lines[-1],
-                    "lines": [json.dumps(m) for m in lines]}
-        save_checkpoint(run_dir, {"config": resolved, "epoch": 0, "finished": False, "starts": starts,
-                                  "best": best, **{k: best[k] for k in ("model", "optimizer", "sampler_rng",
-                                                                        "torch_rng", "metrics")}})
-    write_json(run_dir / STARTS, {"chosen": best["start"], "starts": starts,
+            best = {**_training_state(model, optimizer, sampler), "metrics": lines[-1], "best_start": start,
+                    "best_lines": [json.dumps(m) for m in lines]}
+        save_checkpoint(run_dir, {**best, "config": resolved, "epoch": 0, "finished": False, "starts": starts})
+    write_json(run_dir / STARTS, {"chosen": best["best_start"], "starts": starts,
                                   "chosen_by": f"lowest mean training loss in epoch {cfg.trainer.restart_epochs}"})
-    write_text(run_dir / METRICS, "".join(line + "\n" for line in best["lines"]))
+    write_text(run_dir / METRICS, "".join(line + "\n" for line in best["best_lines"]))
     return {**best, "epoch": cfg.trainer.restart_epochs, "starts": starts}
 
 

@@ -88,6 +88,7 @@ def validate_train(cfg: DictConfig) -> None:
     check(cfg, "encoder.hidden_channels", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
     check(cfg, "encoder.n_maps", lambda v: _is_int(v) and 1 <= v <= MAX_BALLS, f"an integer from 1 to {MAX_BALLS}")
     check(cfg, "encoder.map_bias_init", _is_num, "a number")
+    check(cfg, "encoder.skip_background", lambda v: isinstance(v, bool), "true or false")
     check(cfg, "prior.name", *one_of(PRIORS))
     if cfg.prior.name == "gaussian":
         check(cfg, "prior.lengthscale", lambda v: _is_num(v) and v > 0, "> 0")

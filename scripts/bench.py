@@ -6,7 +6,8 @@ process start, and that setting is part of what is measured):
 
 * plain eager: a straightforward PyTorch training step of the same math (below), default allocator;
 * plain eager + rpm allocator: the same step with the allocator settings `rpm` runs under;
-* rpm: the project's real training step (rpm_cli.train.Model) as `rpm train` runs it;
+* rpm: the project's real training step (rpm_cli.train.Model) as `rpm train` runs it, which computes
+  only near the balls (rpm_cli/models/sparse.py); and the same step through the encoder's dense pass;
 * video generation (simulate + render, no cache), `rpm evaluate` on a full-size run, and the peak RSS
   of one full-size training epoch.
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from rpm_cli.cli import FAST_ALLOCATOR_ENV  # noqa: E402
 
 BATCH_PAIRS, REPEATS, WARMUP = 30, 7, 2
-PAPER = ["data.n_frames=900", "data.image_size=256", "trainer.batch_size=30", "trainer.progress=false"]
+PAPER = ["experiment=paper", "data.n_frames=900", "data.image_size=256", "trainer.batch_size=30", "trainer.progress=false"]
 
 
 class PlainEagerStep:
@@ -106,10 +107,10 @@ def child(kind: str) -> dict:
         step = PlainEagerStep()
         frames = torch.from_numpy(video.frames).float() / 255  # the whole video as float32, as one would
         seconds = median_seconds(lambda: step.step(frames[index]))
-    elif kind == "rpm":
+    elif kind in ("rpm", "rpm-dense"):
         from rpm_cli.train import Model, make_optimizer
 
-        model = Model(cfg)
+        model = Model(paper_cfg(f"encoder.skip_background={str(kind == 'rpm').lower()}"))
         optimizer = make_optimizer(model.parameters(), cfg.trainer)
         frames, centres = torch.from_numpy(video.frames), torch.from_numpy(video.centres)
 
@@ -161,12 +162,14 @@ def main() -> None:
     plain = run_child("plain", fast_allocator=False)
     plain_fast = run_child("plain", fast_allocator=True)
     rpm = run_child("rpm", fast_allocator=True)
+    rpm_dense = run_child("rpm-dense", fast_allocator=True)
     epoch = run_child("epoch", fast_allocator=True)
     evaluate = run_child(f"evaluate:{epoch['run_dir']}", fast_allocator=True)
     steps_per_run = 30 * (899 // BATCH_PAIRS)
     rows = [
         ("plain eager step (default allocator)", f"{plain['frames_per_s']:.0f} frames/s", f"{plain['seconds'] * 1e3:.0f} ms/step"),
         ("plain eager step (rpm allocator)", f"{plain_fast['frames_per_s']:.0f} frames/s", f"{plain_fast['seconds'] * 1e3:.0f} ms/step"),
+        ("rpm training step, dense pass", f"{rpm_dense['frames_per_s']:.0f} frames/s", f"{rpm_dense['seconds'] * 1e3:.0f} ms/step"),
         ("rpm training step", f"{rpm['frames_per_s']:.0f} frames/s", f"{rpm['seconds'] * 1e3:.0f} ms/step"),
         ("30-epoch run at rpm step speed", f"{steps_per_run * rpm['seconds'] / 60:.1f} min", f"{steps_per_run} steps"),
         ("one full epoch via train()", f"{epoch['seconds']:.1f} s", "incl. video load"),
@@ -177,6 +180,7 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>14}  {note}")
+    print(f"background_skipping_speedup={rpm['frames_per_s'] / rpm_dense['frames_per_s']:.2f}")
     print(f"train_speedup_vs_eager={rpm['frames_per_s'] / plain['frames_per_s']:.2f}")
 
 

@@ -82,6 +82,7 @@ BAD_TRAIN = [
     (["data.test_seed=0"], "data.test_seed must be an integer different from data.seed"),
     (["encoder.hidden_channels=0"], "encoder.hidden_channels must be an integer >= 1"),
     (["encoder.map_bias_init=high"], "encoder.map_bias_init must be a number"),
+    (["encoder.skip_background=maybe"], "encoder.skip_background must be true or false"),
     (["sweep_metric=foo"], "sweep_metric must be one of"),
     (["resume=/no/such/dir"], "resume must be a run dir holding checkpoint.pt"),
 ]

@@ -1,10 +1,13 @@
-"""The project's training step computes the same loss and gradients as the benchmark's plain eager step."""
+"""The project's training step computes the same loss and gradients as the benchmark's plain eager step, and the
+encoder's background-skipping pass (models/sparse.py) the same as its dense pass."""
 import importlib.util
 from pathlib import Path
 
 import torch
 
 from rpm_cli.data.balls import load_video
+from rpm_cli.models import sparse
+from rpm_cli.models.encoder import CentreOfMassEncoder
 from rpm_cli.train import Model
 
 _spec = importlib.util.spec_from_file_location("bench", Path(__file__).parent.parent / "scripts" / "bench.py")
@@ -34,3 +37,70 @@ def test_rpm_step_matches_plain_eager_reference(tiny_cfg):
         for (name, p), q in zip(ours_mod.named_parameters(), theirs_mod.parameters()):
             assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6), name
     assert torch.allclose(model.critic.log_lengthscale.grad, plain.log_lengthscale.grad, rtol=1e-4, atol=1e-7)
+
+
+def _sparse_and_dense(seed=0):
+    torch.manual_seed(seed)
+    fast = CentreOfMassEncoder(n_maps=3, map_bias_init=-2.0)
+    with torch.no_grad():  # away from the default init, so that every term of the gradient matters
+        for p in fast.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    dense = CentreOfMassEncoder(n_maps=3, map_bias_init=-2.0, skip_background=False)
+    dense.load_state_dict(fast.state_dict())
+    return fast.train(), dense.train()
+
+
+def _assert_same_step(fast, dense, frames):
+    z_fast, z_dense = fast(frames), dense(frames)
+    assert torch.allclose(z_fast, z_dense, rtol=1e-5, atol=1e-6)
+    weights = torch.randn(z_dense.shape, generator=torch.Generator().manual_seed(1))
+    (z_fast * weights).sum().backward()
+    (z_dense * weights).sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), dense.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-3, atol=1e-5), name
+    for (name, a), b in zip(fast.named_buffers(), dense.buffers()):  # running stats drive `rpm evaluate`
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-7), name
+
+
+def test_background_skipping_pass_equals_the_dense_pass_at_the_image_border():
+    frames = torch.zeros(5, 3, 48, 64, dtype=torch.uint8)
+    frames[0, 0, :6, :6] = 255      # a corner: the border classes of the closed-form background
+    frames[1, 1, 20:30, 58:] = 200   # the right edge
+    frames[2, :, 40:, 10:20] = 90    # the bottom edge, all channels
+    frames[3, 2, 21:24, 30:33] = 17  # interior, dim
+    # frame 4 stays black: nothing but background
+    fast, dense = _sparse_and_dense()
+    assert sparse.applies(fast, frames)
+    _assert_same_step(fast, dense, frames)
+
+
+def test_background_skipping_pass_equals_the_dense_pass_on_paper_size_frames():
+    video = load_video({"n_frames": 12, "image_size": 256, "n_balls": 3, "ball_diameter": 32, "step": 32,
+                        "heading_noise_deg": 2.0, "seed": 0, "cache_dir": None}, seed=0, n_frames=12)
+    frames = torch.from_numpy(video.frames)
+    fast, dense = _sparse_and_dense()
+    tiles = len(sparse._active_tiles(frames)[0])
+    assert tiles < 0.15 * 12 * (256 // sparse.TILE) ** 2  # the point of it: most tiles are skipped
+    _assert_same_step(fast, dense, frames)
+
+
+def test_frames_the_tiles_do_not_divide_take_the_dense_pass():
+    frames = torch.zeros(2, 3, 20, 20, dtype=torch.uint8)
+    frames[:, 0, 5:9, 5:9] = 255
+    fast, dense = _sparse_and_dense()
+    assert not sparse.applies(fast, frames) and not sparse.applies(fast, frames[..., :16, :16].float())
+    _assert_same_step(fast, dense, frames)
+
+
+def test_cumulative_batchnorm_calibration_matches_the_dense_pass():
+    """`rpm evaluate` calibrates the random-init control with momentum None (a cumulative average)."""
+    from rpm_cli.evaluate import calibrate_batchnorm
+
+    frames = torch.zeros(9, 3, 32, 32, dtype=torch.uint8)
+    for i in range(9):
+        frames[i, i % 3, 2 * i:2 * i + 6, 3 * i:3 * i + 5] = 40 + 20 * i
+    fast, dense = _sparse_and_dense()
+    calibrate_batchnorm(fast, frames.numpy(), batch_size=4)
+    calibrate_batchnorm(dense, frames.numpy(), batch_size=4)
+    for (name, a), b in zip(fast.named_buffers(), dense.buffers()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-7), name

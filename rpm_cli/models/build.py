@@ -15,7 +15,8 @@ def pick_device(name: str) -> torch.device:
 def build_encoder(cfg: DictConfig) -> CentreOfMassEncoder:
     return CentreOfMassEncoder(n_maps=cfg.encoder.n_maps, hidden_channels=cfg.encoder.hidden_channels,
                                # Checkpoints written before this key existed used PyTorch's default, 0.
-                               map_bias_init=cfg.encoder.get("map_bias_init", 0.0))
+                               map_bias_init=cfg.encoder.get("map_bias_init", 0.0),
+                               skip_background=cfg.encoder.get("skip_background", True))
 
 
 def build_critic(cfg: DictConfig, dim: int) -> torch.nn.Module:

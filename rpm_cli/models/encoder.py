@@ -8,6 +8,8 @@ generator's ball centres. Convolutions carry no bias: BatchNorm's mean subtracti
 import torch
 from torch import nn
 
+from rpm_cli.models import sparse
+
 
 def pixel_positions(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
@@ -18,19 +20,24 @@ def centre_of_mass(maps: torch.Tensor) -> torch.Tensor:
 
     Each axis' marginal is normalised to 1 and used to average the pixel positions along that axis.
     """
-    b, m, h, w = maps.shape
-    cols = maps.sum(dim=2)  # (B, M, W): mass in each column
-    rows = maps.sum(dim=3)  # (B, M, H)
+    return centre_from_marginals(maps.sum(dim=2), maps.sum(dim=3))
+
+
+def centre_from_marginals(cols: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The maps' mass in each column (B, M, W) and row (B, M, H) -> (B, 2M) centres as centre_of_mass."""
+    b, m, w = cols.shape
     mass = cols.sum(dim=-1)
-    x = (cols * pixel_positions(w, maps.device, maps.dtype)).sum(-1) / mass
-    y = (rows * pixel_positions(h, maps.device, maps.dtype)).sum(-1) / mass
+    x = (cols * pixel_positions(w, cols.device, cols.dtype)).sum(-1) / mass
+    y = (rows * pixel_positions(rows.shape[-1], rows.device, rows.dtype)).sum(-1) / mass
     return torch.stack([x, y], dim=-1).reshape(b, 2 * m)
 
 
 class CentreOfMassEncoder(nn.Module):
-    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3, map_bias_init: float = 0.0):
+    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3, map_bias_init: float = 0.0,
+                 skip_background: bool = True):
         super().__init__()
         self.n_maps = n_maps
+        self.skip_background = skip_background  # training passes compute only near the balls (sparse.py)
         self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
@@ -50,4 +57,6 @@ class CentreOfMassEncoder(nn.Module):
         return torch.sigmoid(self.bn2(self.conv2(x)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.training and self.skip_background and sparse.applies(self, frames):
+            return centre_from_marginals(*sparse.feature_marginals(self, frames))
         return centre_of_mass(self.feature_maps(frames))

@@ -26,9 +26,9 @@ run_one() {  # preset method seed
   else
     # shellcheck disable=SC2086
     rpm train experiment="$1" $method seed="$3" trainer.threads="$THREADS" trainer.progress=false \
-      hydra.run.dir="$dir" $EXTRA >>"$log" 2>&1
+      hydra.run.dir="$dir" $EXTRA >>"$log" 2>&1 || { echo "FAILED training $1 $2 seed $3: see $log" >&2; return 1; }
   fi
-  rpm evaluate run_dir="$dir" >>"$log" 2>&1
+  rpm evaluate run_dir="$dir" >>"$log" 2>&1 || { echo "FAILED evaluating $1 $2 seed $3: see $log" >&2; return 1; }
   echo "done $1 $2 seed $3"
 }
 export -f run_one
@@ -36,7 +36,7 @@ export -f run_one
 train_preset() {  # every method and seed of one preset, JOBS at a time
   for method in supervised gaussian linear; do for seed in $SEEDS; do
     echo "$1 $method $seed"
-  done; done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'
+  done; done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'  # exits non-zero if any run failed
 }
 
 reused=0  # runs finished by an earlier `make reproduce`: the wall time below does not include them

@@ -11,7 +11,8 @@ process start, and that setting is part of what is measured):
 * video generation (simulate + render, no cache), `rpm evaluate` on a full-size run, and the peak RSS
   of one full-size training epoch.
 
-Prints a table and ends with `train_speedup_vs_eager=<ratio>` (rpm vs plain eager).
+Prints a table and ends with `background_skipping_speedup=<ratio>` (rpm vs its dense pass) and
+`train_speedup_vs_eager=<ratio>` (rpm vs plain eager).
 """
 import argparse
 import json

@@ -1,4 +1,4 @@
-"""The encoder's training-mode forward pass, computed only near the balls: exact, and ~4x faster on CPU.
+"""The encoder's training-mode forward pass, computed only near the balls: exact, and ~5x faster on CPU.
 
 Why it is exact: a frame is black (exactly 0) except near a ball. conv1 has no bias, so it gives exactly 0
 wherever its 3x3 window is black, and after BatchNorm and ReLU every such pixel holds one value k_c per

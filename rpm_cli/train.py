@@ -207,8 +207,12 @@ def train(cfg: DictConfig, run_dir) -> dict:
     restarts = t_cfg.get("restarts", 1)  # runs from before restarts existed have no such key
     selecting = restarts > 1 and (state is None or state["epoch"] == 0)
     select_epochs = t_cfg.restart_epochs if restarts > 1 else 0
-    done = (len(state.get("starts", [])) * select_epochs if selecting else
-            (restarts - 1) * select_epochs + state["epoch"]) if state else 0
+    if state is None:
+        done = 0  # epochs already trained, counted as the progress bar counts them
+    elif selecting:  # killed while choosing a start: the starts finished so far
+        done = len(state.get("starts", [])) * select_epochs
+    else:  # the discarded starts, then the chosen start's epochs
+        done = (restarts - 1) * select_epochs + state["epoch"]
     name = "supervised" if t_cfg.objective == "supervised" else cfg.prior.name
     bar = tqdm(total=((restarts - 1) * select_epochs + t_cfg.epochs) * trainer.steps_per_epoch,
                initial=done * trainer.steps_per_epoch, disable=not t_cfg.progress, desc=f"train {name}",

@@ -1,26 +1,35 @@
-"""Atomic file writes: a crash at any instant leaves either the old complete file or the new one."""
+"""Atomic file writes: a crash at any instant leaves either the old complete file or the new one.
+
+A write that fails (disk full, read-only or vanished directory) leaves the old file as it was, removes its
+temporary file, and is reported as one line naming the path (exit code 2), not a traceback.
+"""
 import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from rpm_cli.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc} (the previous file, if any, is unchanged)") from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

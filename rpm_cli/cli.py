@@ -1,63 +1,56 @@
-"""The `rpm` console script: `rpm <command> [hydra args]`.
+"""The `rpm` console script (and `python -m rpm_cli`): `rpm <command> [hydra args]`.
 
 Hydra has no subcommands, so this dispatcher pops the command word and hands the rest of argv to that
-command's own `@hydra.main` app. It imports no torch, so `rpm --help` is instant.
+command's own `@hydra.main` app, after checking the overrides (unknown keys and options: one line, exit 2).
+It imports no torch, so `rpm --help` is instant.
 """
 import importlib
 import os
-import re
 import sys
+import tempfile
 from pathlib import Path
 
-from rpm_cli import CONFIG_DIR
+from rpm_cli import allocator
 
+# command: (app, config name, help, whether the fast allocator pays)
 COMMANDS = {
-    "train": ("rpm_cli.apps:train_main", "train an encoder with InfoNCE (prior=gaussian|linear) or supervised"),
-    "evaluate": ("rpm_cli.apps:evaluate_main", "linear readout of ball positions: joint and per-slot L2 in pixels"),
-    "figures": ("rpm_cli.apps:figures_main", "regenerate Fig. 1 panels, or summarise a sweep (sweep_dir=...)"),
+    "train": ("rpm_cli.apps:train_main", "train", "train an encoder with InfoNCE under a prior (prior=...) or supervised", True),
+    "evaluate": ("rpm_cli.apps:evaluate_main", "evaluate", "validation and test scores of a run: readout L2, I_N, retrieval; its pictures", True),
+    "figures": ("rpm_cli.apps:figures_main", "figures", "Fig. 1 panels, a sweep's summary (sweep_dir=...) or a run's pictures (run_dir=...)", False),
+    "theory": ("rpm_cli.apps:theory_main", "theory", "check the paper's identities (Sec. 4, App. A-C) on a linear-Gaussian RPM", False),
+    "report": ("rpm_cli.report:main", None, "write REPORT.md for a `make reproduce` directory: rpm report DIR", False),
 }
-# glibc otherwise returns every large tensor's memory to the OS on free and page-faults it back on the next
-# allocation; on these 2-core machines that was two thirds of a training step (see README, Performance).
-FAST_ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
-CONFIG_GROUPS = ("data", "encoder", "prior", "trainer", "experiment")
-_GROUP_OVERRIDE = re.compile(r"^[+~]*(%s)=(.*)$" % "|".join(CONFIG_GROUPS))
 
 
 def usage() -> str:
-    lines = ["usage: rpm <command> [hydra overrides and flags]", "", "commands:"]
-    lines += [f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Each command is a Hydra app: `rpm train --help`, `rpm train --cfg job`, `rpm train -m ...`."]
+    lines = ["usage: rpm <command> [hydra overrides and flags]   (also: python -m rpm_cli <command> ...)", "",
+             "commands:"]
+    lines += [f"  {name:<9} {help_}" for name, (_, _, help_, _) in COMMANDS.items()]
+    lines += ["", "Each command but report is a Hydra app: `rpm train --help`, `rpm train --cfg job`, `rpm train -m ...`."]
     return "\n".join(lines)
 
 
-def group_option_error(args: list[str]) -> str | None:
-    """Check `group=option` overrides against the files in configs/<group>/ before Hydra starts.
+def output_dir_error(args: list[str]) -> str | None:
+    """Hydra creates its output dir first thing and fails with a traceback when it cannot: check before.
 
-    Hydra would reject an unknown option too, but with a multi-line report and exit code 1; a user
-    error here is one line and exit code 2.
-    """
-    for arg in args:
-        match = _GROUP_OVERRIDE.match(arg)
-        if not match:
-            continue
-        group, value = match.groups()
-        if any(c in value for c in "()[]{}$") or value in ("", "null"):
-            continue  # sweep functions and interpolations are Hydra's to parse
-        allowed = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-        for option in value.split(","):
-            if option.strip() not in allowed:
-                return f"{group} must be one of: {', '.join(allowed)} (got '{option.strip()}')"
+    Probes the nearest existing ancestor by creating and removing a temporary dir (permission bits do not
+    tell root the truth, /proc and read-only mounts refuse anyway)."""
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        given = [a.split("=", 1)[1] for a in args if a.startswith(key + "=")]
+        target = Path(given[-1]) if given and "$" not in given[-1] else Path("outputs")
+        ancestor = target
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".rpm-probe-", dir=ancestor))
+        except OSError as exc:
+            return f"cannot create or write the output dir {target} ({ancestor}: {exc.strerror or exc}); set {key}=<a writable dir>"
     return None
 
 
-def resume_error(args: list[str]) -> str | None:
-    """`resume=DIR` becomes Hydra's run dir, so check it before Hydra creates a directory there."""
-    for arg in args:
-        if arg.startswith("resume=") and arg != "resume=null":
-            path = Path(arg.split("=", 1)[1])
-            if not (path / "checkpoint.pt").is_file():
-                return f"resume must be a run dir holding checkpoint.pt (got '{path}')"
-    return None
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,20 +60,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"error: unknown command '{command}'; allowed: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    if command == "train" and (message := group_option_error(rest) or resume_error(rest)):
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    if os.environ.get("RPM_ALLOCATOR", "fast") == "fast" and any(
-            os.environ.get(k) != v for k, v in FAST_ALLOCATOR_ENV.items()):
-        # The allocator reads these only at process start: run ourselves again with them set.
-        env = {**os.environ, **FAST_ALLOCATOR_ENV}
-        os.execve(sys.executable, [sys.executable, "-m", "rpm_cli.cli", command, *rest], env)
+        return _error(f"unknown command '{command}'; allowed: {', '.join(COMMANDS)}")
+    target, config_name, _, fast_allocator = COMMANDS[command]
+    if config_name is not None and not any(a in ("-h", "--help", "--hydra-help") for a in rest):
+        from rpm_cli import overrides
+
+        message = overrides.check(config_name, rest)
+        if message is None and command == "train":
+            from rpm_cli.resume import command_line_error
+
+            message = command_line_error(rest)
+        message = message or output_dir_error(rest)
+        if message:
+            return _error(message)
+    if fast_allocator:
+        allocator.reexec_with_fast_allocator(["-m", "rpm_cli", command, *rest])
     sys.argv = [f"rpm-{command}", *rest]
-    module, function = COMMANDS[command][0].split(":")
-    getattr(importlib.import_module(module), function)()
-    return 0
+    module, function = target.split(":")
+    result = getattr(importlib.import_module(module), function)()
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,181 @@
-"""Resolvers the configs use, and validation of every key that has a domain, run before any work."""
+"""One table of key domains for `rpm train`, validation against it before any work, and the config resolvers.
+
+Every key a user can set has one entry in DOMAINS: the rule in words (the error message and the README's
+list are made from it) and a predicate. A value passes only when it is in its domain: numbers finite, integers
+in a range numpy and torch accept, strings from their set, booleans real booleans. Keys whose domain depends
+on another key (the batch size on the video length, ...) say so in their rule.
+"""
+import math
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.errors import UserError
 
-OPTIMIZERS = ("sgd", "adam")
-OBJECTIVES = ("infonce", "supervised")
-REDUCTIONS = ("mean", "sum")
-DEVICES = ("auto", "cpu", "cuda")
-SWEEP_METRICS = ("auto", "slot_l2_px", "readout_l2_px", "loss")
-PRIORS = ("gaussian", "linear")
 MAX_BALLS = 8  # slot matching is exhaustive over permutations
 MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 4096
+MAX_FRAMES = 1_000_000
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
+# Keys that do not change a run's numbers: never part of a sweep dir's name or a sweep plot's axis, and the
+# only ones `resume=` accepts besides trainer.epochs.
+RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "trainer.progress", "trainer.threads",
+                "trainer.device")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Domain:
+    rule: Callable[[DictConfig], str]  # in words, given the config (some rules name another key's value)
+    ok: Callable[[object, DictConfig], bool]
+
+    def describe(self, cfg=None) -> str:
+        return self.rule(cfg)
+
+
+def integer(lo: int, hi: int, note: str = "") -> Domain:
+    return Domain(lambda c: f"an integer from {lo} to {hi}{note}", lambda v, c: _is_int(v) and lo <= v <= hi)
+
+
+def number(lo: float = -math.inf, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> Domain:
+    def ok(v, c):
+        return (_is_num(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi))
+
+    def words(c):
+        parts = [f"{'>' if lo_open else '>='} {lo:g}" if lo > -math.inf else "",
+                 f"{'<' if hi_open else '<='} {hi:g}" if hi < math.inf else ""]
+        return "a finite number" + (" " + " and ".join(p for p in parts if p) if any(parts) else "")
+    return Domain(words, ok)
+
+
+def one_of(*options) -> Domain:
+    return Domain(lambda c: "one of: " + ", ".join(map(str, options)), lambda v, c: v in options)
+
+
+BOOLEAN = Domain(lambda c: "true or false", lambda v, c: isinstance(v, bool))
+SEED = integer(0, MAX_SEED)
+
+
+def _pairs(c) -> int:
+    return c.data.n_frames - 1
+
+
+DOMAINS: dict[str, Domain] = {
+    "seed": SEED,
+    "evaluate": BOOLEAN,
+    "sweep_metric": one_of("auto", "slot_l2_px", "readout_l2_px", "loss"),
+    "debug": BOOLEAN,
+    "max_memory_gb": Domain(lambda c: "a finite number > 0 or null (null: the memory available)",
+                            lambda v, c: v is None or (_is_num(v) and v > 0)),
+    "data.image_size": integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
+    "data.n_balls": integer(1, MAX_BALLS),
+    "data.n_frames": integer(3, MAX_FRAMES),
+    "data.val_frames": integer(3, MAX_FRAMES),
+    "data.test_frames": integer(3, MAX_FRAMES),
+    "data.ball_diameter": Domain(lambda c: f"a number > 0 and < data.image_size ({c.data.image_size})",
+                                 lambda v, c: _is_num(v) and 0 < v < c.data.image_size),
+    "data.step": Domain(lambda c: f"a number > 0 and <= data.image_size ({c.data.image_size}) (pixels per frame)",
+                        lambda v, c: _is_num(v) and 0 < v <= c.data.image_size),
+    "data.heading_noise_deg": number(0, 180),
+    "data.seed": SEED,
+    "data.val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
+                            lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
+    "data.test_seed": Domain(lambda c: f"an integer from 0 to 2**32 - 1, different from data.seed ({c.data.seed}), "
+                                       "so the test video is held out",
+                             lambda v, c: SEED.ok(v, c) and v != c.data.seed),
+    "data.cache_dir": Domain(lambda c: "a directory path or null", lambda v, c: v is None or isinstance(v, str)),
+    "encoder.name": one_of("com_cnn"),
+    "encoder.hidden_channels": integer(1, 256),
+    "encoder.n_maps": integer(1, MAX_BALLS),
+    "encoder.map_bias_init": number(-50, 50),
+    "encoder.skip_background": BOOLEAN,
+    "objective.name": one_of("infonce", "supervised"),
+    "trainer.optimizer": one_of("sgd", "adam"),
+    "trainer.lr": number(0, 10, lo_open=True),
+    "trainer.momentum": number(0, 1, hi_open=True),
+    "trainer.epochs": integer(1, 100_000),
+    "trainer.restarts": integer(1, 1000, " (1 = a single start)"),
+    "trainer.restart_epochs": Domain(
+        lambda c: f"an integer from 1 to trainer.epochs - 1 ({c.trainer.epochs - 1}) when trainer.restarts > 1",
+        lambda v, c: _is_int(v) and (c.trainer.restarts == 1 or 1 <= v <= c.trainer.epochs - 1)),
+    "trainer.batch_size": Domain(lambda c: f"an integer from 2 to the number of pairs ({_pairs(c)} = data.n_frames - 1)",
+                                 lambda v, c: _is_int(v) and 2 <= v <= _pairs(c)),
+    "trainer.loss_reduction": one_of("mean", "sum"),
+    "trainer.device": one_of("auto", "cpu", "cuda"),
+    "trainer.threads": integer(0, 1024, " (0 = torch's default)"),
+    "trainer.progress": BOOLEAN,
+    "logger.name": one_of("jsonl", "tensorboard"),
+}
+# Order matters where a rule reads another key: data sizes before what depends on them.
+
+
+def check(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key, throw_on_missing=False)
+    domain = DOMAINS[key]
+    try:
+        good = domain.ok(value, cfg)
+    except (TypeError, AttributeError, ValueError):
+        good = False
+    if not good:
+        try:
+            rule = domain.describe(cfg)
+        except (TypeError, AttributeError, ValueError):
+            rule = domain.describe(None)
+        raise UserError(f"{key} must be {rule} (got {value!r})")
+
+
+def validate_data(cfg: DictConfig) -> None:
+    from rpm_cli.data.balls import InfeasibleVideo, check_feasible
+
+    for key in [k for k in DOMAINS if k.startswith("data.")]:
+        check(cfg, key)
+    d = cfg.data
+    try:
+        check_feasible(d.image_size, d.n_balls, d.ball_diameter, d.step)
+    except InfeasibleVideo as exc:
+        raise UserError(f"data.n_balls, data.ball_diameter: {exc}") from None
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # an interpolation that does not resolve, e.g. ${data.nosuch}
+        raise UserError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
+    for key in ("seed", "evaluate", "sweep_metric", "debug", "max_memory_gb"):
+        check(cfg, key)
+    validate_data(cfg)
+    for section in ("encoder.", "objective.", "trainer.", "logger."):
+        for key in [k for k in DOMAINS if k.startswith(section) and k != "trainer.batch_size"]:
+            check(cfg, key)
+    check(cfg, "trainer.batch_size")
+    supervised = cfg.objective.name == "supervised"
+    if supervised and cfg.get("prior") is not None:
+        raise UserError("prior must be null with objective=supervised (the supervised baseline has no f_θ); "
+                        f"got prior {cfg.prior.get('name')!r}")
+    if not supervised and cfg.get("prior") is None:
+        raise UserError("prior must be set with objective=infonce (e.g. prior=gaussian)")
+    if not supervised:
+        from rpm_cli.models.priors import build_prior
+
+        build_prior(cfg.prior, dim=2 * cfg.encoder.n_maps, scale=cfg.data.image_size)  # its own checks, one line
+    if cfg.trainer.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("trainer.device must be auto or cpu: no CUDA device is available (got 'cuda')")
+    from rpm_cli.budget import check_budget
+
+    check_budget(cfg)
 
 
 def _sweep_subdir(override_dirname: str, seed) -> str:
@@ -22,11 +185,12 @@ def _sweep_subdir(override_dirname: str, seed) -> str:
 
 
 def register_resolvers() -> None:
+    from rpm_cli.resume import RESOLVERS  # resume's rules live in resume.py
+
     resolvers = {
-        "rpm_run_dir": lambda resume, default: str(resume) if resume else default,
-        # A resumed run writes its own Hydra record beside the original, which stays untouched.
-        "rpm_hydra_subdir": lambda resume: ".hydra-resume" if resume else ".hydra",
+        **RESOLVERS,
         "rpm_sweep_subdir": _sweep_subdir,
+        "rpm_runtime_keys": lambda: list(RUNTIME_KEYS),
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -34,89 +198,3 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
-
-
-def _get(cfg, key):
-    return OmegaConf.select(cfg, key, throw_on_missing=False)
-
-
-def check(cfg: DictConfig, key: str, ok, rule: str) -> None:
-    value = _get(cfg, key)
-    try:
-        good = ok(value)
-    except TypeError:
-        good = False
-    if not good:
-        raise UserError(f"{key} must be {rule} (got {value!r})")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def one_of(options):
-    return lambda v: v in options, "one of: " + ", ".join(map(str, options))
-
-
-def validate_data(cfg: DictConfig) -> None:
-    check(cfg, "data.image_size", lambda v: _is_int(v) and v >= MIN_IMAGE_SIZE, f"an integer >= {MIN_IMAGE_SIZE}")
-    check(cfg, "data.n_balls", lambda v: _is_int(v) and 1 <= v <= MAX_BALLS, f"an integer from 1 to {MAX_BALLS}")
-    check(cfg, "data.n_frames", lambda v: _is_int(v) and v >= 3, "an integer >= 3")
-    check(cfg, "data.test_frames", lambda v: _is_int(v) and v >= 3, "an integer >= 3")
-    check(cfg, "data.ball_diameter", lambda v: _is_num(v) and 0 < v < cfg.data.image_size,
-          f"a number > 0 and < data.image_size ({cfg.data.image_size})")
-    check(cfg, "data.step", lambda v: _is_num(v) and v > 0, "a number > 0 (pixels per frame)")
-    check(cfg, "data.heading_noise_deg", lambda v: _is_num(v) and 0 <= v <= 180, "a number from 0 to 180")
-    check(cfg, "data.seed", _is_int, "an integer")
-    check(cfg, "data.test_seed", lambda v: _is_int(v) and v != cfg.data.seed,
-          f"an integer different from data.seed ({cfg.data.seed}), so the test video is held out")
-    d, size, n = cfg.data.ball_diameter, cfg.data.image_size, cfg.data.n_balls
-    if n * d**2 > 0.5 * size**2:
-        raise UserError(f"data.n_balls ({n}) balls of data.ball_diameter {d} do not fit in a {size}x{size} "
-                        f"frame: their squares must cover at most half of it")
-
-
-def validate_train(cfg: DictConfig) -> None:
-    """Raise UserError naming the first key whose value is outside its domain."""
-    check(cfg, "seed", _is_int, "an integer")
-    validate_data(cfg)
-    check(cfg, "encoder.name", *one_of(("com_cnn",)))
-    check(cfg, "encoder.hidden_channels", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    check(cfg, "encoder.n_maps", lambda v: _is_int(v) and 1 <= v <= MAX_BALLS, f"an integer from 1 to {MAX_BALLS}")
-    check(cfg, "encoder.map_bias_init", _is_num, "a number")
-    check(cfg, "encoder.skip_background", lambda v: isinstance(v, bool), "true or false")
-    check(cfg, "prior.name", *one_of(PRIORS))
-    if cfg.prior.name == "gaussian":
-        check(cfg, "prior.lengthscale", lambda v: _is_num(v) and v > 0, "> 0")
-        check(cfg, "prior.learn_lengthscale", lambda v: isinstance(v, bool), "true or false")
-    else:
-        check(cfg, "prior.init_std", lambda v: _is_num(v) and v >= 0, ">= 0")
-    t = "trainer"
-    check(cfg, f"{t}.objective", *one_of(OBJECTIVES))
-    check(cfg, f"{t}.optimizer", *one_of(OPTIMIZERS))
-    check(cfg, f"{t}.lr", lambda v: _is_num(v) and v > 0, "> 0")
-    check(cfg, f"{t}.momentum", lambda v: _is_num(v) and 0 <= v < 1, "in [0, 1)")
-    check(cfg, f"{t}.epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-    check(cfg, f"{t}.restarts", lambda v: _is_int(v) and v >= 1, "an integer >= 1 (1 = a single start)")
-    if cfg.trainer.restarts > 1:
-        last = cfg.trainer.epochs - 1
-        check(cfg, f"{t}.restart_epochs", lambda v: _is_int(v) and 1 <= v <= last,
-              f"an integer from 1 to trainer.epochs - 1 ({last}) when trainer.restarts > 1")
-    n_pairs = cfg.data.n_frames - 1
-    check(cfg, f"{t}.batch_size", lambda v: _is_int(v) and 2 <= v <= n_pairs,
-          f"an integer from 2 to the number of pairs ({n_pairs} = data.n_frames - 1)")
-    check(cfg, f"{t}.loss_reduction", *one_of(REDUCTIONS))
-    check(cfg, f"{t}.device", *one_of(DEVICES))
-    check(cfg, f"{t}.threads", lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0 = torch's default)")
-    check(cfg, f"{t}.progress", lambda v: isinstance(v, bool), "true or false")
-    check(cfg, "evaluate", lambda v: isinstance(v, bool), "true or false")
-    check(cfg, "sweep_metric", *one_of(SWEEP_METRICS))
-    if cfg.trainer.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("trainer.device is cuda but no CUDA device is available (use auto or cpu)")

@@ -37,10 +37,15 @@ def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(best[0], best[1]))
 
 
-def joint_l2(z_train, c_train, z_test, c_test) -> float:
+def joint_predictions(z_train, c_train, z_test) -> np.ndarray:
+    """Held-out centres (N, n_balls, 2) from the joint affine readout fitted on the training video."""
     n_balls = c_train.shape[1]
     weights = fit_affine(z_train, c_train.reshape(len(c_train), -1))
-    return mean_l2(predict_affine(weights, z_test).reshape(-1, n_balls, 2), c_test)
+    return predict_affine(weights, z_test).reshape(-1, n_balls, 2)
+
+
+def joint_l2(z_train, c_train, z_test, c_test) -> float:
+    return mean_l2(joint_predictions(z_train, c_train, z_test), c_test)
 
 
 def slot_costs(z_train, c_train, z_test, c_test) -> np.ndarray:

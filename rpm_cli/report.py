@@ -1,42 +1,48 @@
-"""Write REPORT.md for a `make reproduce` directory: table, verdicts, commands, configs, figures, wall time.
+"""`rpm report DIR`: write DIR/REPORT.md for a `make reproduce` directory.
 
-Usage: python -m rpm_cli.report outputs/reproduce [--wall-seconds S] [--jobs J] [--figure-seconds S]
-       [--reused N]
+Every fact in the report (video sizes, seeds, number of latents, batch size, the priors' parameters) is read
+from the runs' own resolved configs and results; the layout comes from rpm_cli.reproduction.
 """
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
+from rpm_cli.errors import UserError, reported
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.runs import STARTS
+from rpm_cli.reproduction import FIG1_METHODS, PRESETS, TUNING_SEEDS, method_override, parse_run_dir
+from rpm_cli.runs import CHECKPOINT, STARTS, load_checkpoint, read_metrics, upgrade_config
 
-METHODS = ("supervised", "gaussian", "linear")
-METHOD_OVERRIDE = {"supervised": "trainer=supervised", "gaussian": "prior=gaussian", "linear": "prior=linear"}
-METRICS = (("readout_l2_px", "joint readout L2"), ("slot_l2_px", "slot L2"))
+METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
 # The claim, made testable (the paper gives no numbers): thresholds stated in the report itself.
 SLOT_TARGET_PX = 5.0         # Gaussian: each map tracks one ball to within 5 px on average
 JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the supervised baseline
 FAIL_FRACTION = 0.5          # "fails": slot L2 at least half the random-init encoder's (no per-ball slots learned)
 TUNING_ORDER = ("adam", "sgd-sum", "fixed-theta", "map-bias", "seeds", "restarts")  # scripts/tune.sh's order
+NOT_LEARNED = {"epoch", "loss", "seconds", "frames_per_s", "infonce_estimate", "negatives"}
 
 
 def collect(root: Path) -> dict:
-    """{preset: {method: [run record]}} for every evaluated run under root/<preset>/<method>/seed-*/."""
+    """{preset: {method: [run record]}} for every evaluated run under the reproduction layout."""
     found = {}
     for evaluation in sorted(root.glob("*/*/seed-*/evaluation.json")):
         run_dir = evaluation.parent
-        preset, method = run_dir.parent.parent.name, run_dir.parent.name
+        preset, method, seed = parse_run_dir(run_dir)
         result = json.loads(evaluation.read_text())
-        lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        result["train_seconds"] = sum(m["seconds"] for m in lines) + discarded_start_seconds(run_dir)
-        result["seed"] = int(run_dir.name.split("-")[1])
+        if "test" not in result:
+            continue  # evaluated before the validation/test split: `rpm evaluate force=true` updates it
+        result["config"] = upgrade_config(load_checkpoint(run_dir / CHECKPOINT)["config"])
+        result["train_seconds"] = sum(m["seconds"] for m in read_metrics(run_dir)) + discarded_start_seconds(run_dir)
+        result["seed"] = seed
         found.setdefault(preset, {}).setdefault(method, []).append(result)
+    for methods in found.values():
+        for runs in methods.values():
+            runs.sort(key=lambda r: r["seed"])
     return found
 
 
@@ -53,26 +59,30 @@ def stat(values) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values))
 
 
-def fmt(values) -> str:
+def fmt(values, digits: int = 2) -> str:
     mean, std = stat(values)
-    return f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def test_scores(runs, key, control=None) -> list[float]:
+    return [(r["test"][control] if control else r["test"])[key] for r in runs]
 
 
 def results_table(found: dict) -> str:
     presets = list(found)
     header = "| method | " + " | ".join(f"{p}: {name} (px)" for p in presets for _, name in METRICS) + " |"
     lines = [header, "|---" * (1 + 2 * len(presets)) + "|"]
-    for method in METHODS:
+    for method in FIG1_METHODS:
         cells = []
         for p in presets:
             runs = found[p].get(method, [])
-            cells += [fmt([r[k] for r in runs]) + f" (n={len(runs)})" if runs else "—" for k, _ in METRICS]
+            cells += [f"{fmt(test_scores(runs, k))} (n={len(runs)})" if runs else "—" for k, _ in METRICS]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     for control in ("random_init", "chance"):
         cells = []
         for p in presets:
-            runs = [r for m in METHODS for r in found[p].get(m, [])]
-            cells += [fmt([r[control][k] for r in runs]) for k, _ in METRICS]
+            runs = [r for m in FIG1_METHODS for r in found[p].get(m, [])]
+            cells += [fmt(test_scores(runs, k, control)) if runs else "—" for k, _ in METRICS]
         lines.append(f"| {control.replace('_', '-')} control | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -80,34 +90,35 @@ def results_table(found: dict) -> str:
 def verdicts(found: dict) -> list[str]:
     out = []
     for preset, methods in found.items():
-        if not all(methods.get(m) for m in METHODS):
+        if not all(methods.get(m) for m in FIG1_METHODS):
             out.append(f"- **{preset}**: incomplete (needs supervised, gaussian and linear runs).")
             continue
-        g_slot, _ = stat([r["slot_l2_px"] for r in methods["gaussian"]])
-        g_joint, _ = stat([r["readout_l2_px"] for r in methods["gaussian"]])
-        s_joint, _ = stat([r["readout_l2_px"] for r in methods["supervised"]])
-        s_slot, _ = stat([r["slot_l2_px"] for r in methods["supervised"]])
-        l_slot, _ = stat([r["slot_l2_px"] for r in methods["linear"]])
-        l_joint, _ = stat([r["readout_l2_px"] for r in methods["linear"]])
-        r_slot, _ = stat([r["random_init"]["slot_l2_px"] for m in METHODS for r in methods[m]])
+        g_slot, g_joint = stat(test_scores(methods["gaussian"], "slot_l2_px"))[0], stat(
+            test_scores(methods["gaussian"], "readout_l2_px"))[0]
+        s_joint, s_slot = stat(test_scores(methods["supervised"], "readout_l2_px"))[0], stat(
+            test_scores(methods["supervised"], "slot_l2_px"))[0]
+        l_slot, l_joint = stat(test_scores(methods["linear"], "slot_l2_px"))[0], stat(
+            test_scores(methods["linear"], "readout_l2_px"))[0]
+        r_slot = stat([x for m in FIG1_METHODS for x in test_scores(methods[m], "slot_l2_px", "random_init")])[0]
         joint_ok = g_joint <= JOINT_FACTOR * s_joint
-        gaussian_ok = g_slot < SLOT_TARGET_PX and joint_ok
-        linear_fails = l_slot >= FAIL_FRACTION * r_slot
-        good_seeds = [r["seed"] for r in methods["gaussian"] if r["slot_l2_px"] < SLOT_TARGET_PX]
+        good_seeds = [r["seed"] for r in methods["gaussian"] if r["test"]["slot_l2_px"] < SLOT_TARGET_PX]
         n = len(methods["gaussian"])
-        if gaussian_ok:
+        if g_slot < SLOT_TARGET_PX and joint_ok:
             gaussian_verdict = "reproduced"
         elif good_seeds and joint_ok:
-            gaussian_verdict = (f"reproduced only in {len(good_seeds)} of {n} seeds (seed {', '.join(map(str, good_seeds))});"
-                                f" not on average")
+            gaussian_verdict = (f"reproduced in {len(good_seeds)} of {n} seeds only "
+                                f"(seed {', '.join(map(str, good_seeds))}), not on average")
         else:
             gaussian_verdict = "not reproduced"
-        tracked = ", ".join(str(r.get("balls_tracked", "?")) for r in sorted(methods["gaussian"], key=lambda r: r["seed"]))
+        tracked = ", ".join(str(r["test"]["balls_tracked"]) for r in methods["gaussian"])
+        n_balls = methods["gaussian"][0]["config"]["data"]["n_balls"]
         out.append(
             f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
-            f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px per seed: {tracked}. Gaussian slot L2 {g_slot:.2f} px "
-            f"(target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, supervised {s_slot:.2f}); "
-            f"joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px (target ≤ {JOINT_FACTOR:g}×).")
+            f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px per seed (of {n_balls}): {tracked}. "
+            f"Gaussian slot L2 {g_slot:.2f} px (target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, "
+            f"supervised {s_slot:.2f}); joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px "
+            f"(target ≤ {JOINT_FACTOR:g}×).")
+        linear_fails = l_slot >= FAIL_FRACTION * r_slot
         out.append(
             f"- **{preset}: the linear f_θ fails: {'reproduced' if linear_fails else 'not reproduced'}.** "
             f"Linear slot L2 {l_slot:.2f} px against the random-init encoder's {r_slot:.2f} px (fails = at least "
@@ -118,21 +129,58 @@ def verdicts(found: dict) -> list[str]:
     return out
 
 
-def per_run_table(found: dict) -> str:
-    lines = [f"| preset | method | seed | joint L2 | slot L2 | balls tracked (< {TRACKED_PX:g} px) | matched slot errors (px) "
-             "| random-init slot L2 | final loss | θ (px) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for preset, methods in found.items():
-        for method in METHODS:
-            for r in sorted(methods.get(method, []), key=lambda r: r["seed"]):
-                final = r["final_train"]
-                theta = f"{final['lengthscale_px']:.2f}" if "lengthscale_px" in final else "—"
-                matched = ", ".join(f"{m:.1f}" for m in r.get("slot_matched_px", []))
-                lines.append(f"| {preset} | {method} | {r['seed']} | {r['readout_l2_px']:.2f} | {r['slot_l2_px']:.2f} "
-                             f"| {r.get('balls_tracked', '?')} | {matched} "
-                             f"| {r['random_init']['slot_l2_px']:.2f} | {final['loss']:.4f} | {theta} "
-                             f"| {r['train_seconds']:.0f} |")
+def learned_parameters(runs) -> str:
+    keys = [k for k in runs[0]["final_train"] if k not in NOT_LEARNED and isinstance(runs[0]["final_train"][k], float)]
+    if not keys:
+        return "—"
+    return "; ".join(f"{k} {fmt([r['final_train'][k] for r in runs])}" for k in keys[:4]) + (
+        f"; +{len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def priors_section(found: dict, preset: str) -> str:
+    methods = {m: runs for m, runs in found.get(preset, {}).items() if m != "supervised"}
+    if not methods:
+        return f"No prior runs under `{preset}/`."
+    lines = ["| prior | joint L2 (px) | slot L2 (px) | balls tracked | retrieval top-1 | retrieval MRR "
+             "| I_N, N=B−1 | final loss | learned parameters |", "|---" * 9 + "|"]
+    for method, runs in sorted(methods.items(), key=lambda mr: stat(test_scores(mr[1], "slot_l2_px"))[0]):
+        tracked = "/".join(str(r["test"]["balls_tracked"]) for r in runs)
+        lines.append(
+            f"| {method} | {fmt(test_scores(runs, 'readout_l2_px'))} | {fmt(test_scores(runs, 'slot_l2_px'))} "
+            f"| {tracked} | {fmt(test_scores(runs, 'retrieval_top1'))} | {fmt(test_scores(runs, 'retrieval_mrr'))} "
+            f"| {fmt(test_scores(runs, 'infonce_estimate_batch'))} | {fmt([r['final_train']['loss'] for r in runs], 3)} "
+            f"| {learned_parameters(runs)} |")
+    every = [r for runs in found[preset].values() for r in runs]
+    lines.append(f"| random-init control | {fmt(test_scores(every, 'readout_l2_px', 'random_init'))} "
+                 f"| {fmt(test_scores(every, 'slot_l2_px', 'random_init'))} | | | | | | |")
+    lines.append(f"| chance control | {fmt(test_scores(every, 'readout_l2_px', 'chance'))} "
+                 f"| {fmt(test_scores(every, 'slot_l2_px', 'chance'))} | | | | | | |")
     return "\n".join(lines)
+
+
+def prior_verdicts(found: dict, preset: str) -> list[str]:
+    methods = {m: runs for m, runs in found.get(preset, {}).items() if m != "supervised"}
+    if "gaussian" not in methods:
+        return []
+    g_slot = stat(test_scores(methods["gaussian"], "slot_l2_px"))
+    out = []
+    for method, runs in sorted(methods.items()):
+        if method == "gaussian":
+            continue
+        slot = stat(test_scores(runs, "slot_l2_px"))
+        n_balls = runs[0]["config"]["data"]["n_balls"]
+        all_tracked = sum(r["test"]["balls_tracked"] == n_balls for r in runs)
+        # Better or worse only when the means differ by more than both spreads together.
+        if slot[0] + slot[1] + g_slot[1] < g_slot[0]:
+            word = "beats the Gaussian"
+        elif slot[0] - slot[1] - g_slot[1] > g_slot[0]:
+            word = "is worse than the Gaussian"
+        else:
+            word = "is indistinguishable from the Gaussian at this number of seeds"
+        out.append(f"- **{method}** {word}: slot L2 {slot[0]:.2f} ± {slot[1]:.2f} px against "
+                   f"{g_slot[0]:.2f} ± {g_slot[1]:.2f} px; all {n_balls} balls tracked on {all_tracked} of "
+                   f"{len(runs)} seeds.")
+    return out
 
 
 def tuning_section(root: Path) -> str:
@@ -143,15 +191,13 @@ def tuning_section(root: Path) -> str:
                     key=lambda p: (TUNING_ORDER.index(p.name) if p.name in TUNING_ORDER else len(TUNING_ORDER), p.name))
     if not sweeps:
         return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
-    lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | joint L2 | slot L2 "
-             f"| seeds with all balls tracked (< {TRACKED_PX:g} px) | random-init slot L2 |",
+    lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | val joint L2 | val slot L2 "
+             f"| seeds with all balls tracked (< {TRACKED_PX:g} px, val) | random-init val slot L2 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for sweep in sweeps:
         settings = {}
         for row in summary_rows(sweep, finished_only=True):
-            overrides = " ".join(o for o in row["overrides"].split()
-                                 if not o.startswith(("seed=", "evaluate=", "trainer.threads=", "trainer.progress=")))
-            settings.setdefault(overrides, []).append(row)
+            settings.setdefault(row["setting"], []).append(row)
         for overrides, rows in settings.items():
             thetas = [r["final_lengthscale_px"] for r in rows if isinstance(r["final_lengthscale_px"], float)]
             tracked = sum(r["balls_tracked"] == r["n_balls"] for r in rows)
@@ -163,96 +209,106 @@ def tuning_section(root: Path) -> str:
     return "\n".join(lines)
 
 
+def per_run_table(found: dict) -> str:
+    lines = [f"| preset | method | seed | test joint L2 | test slot L2 | val slot L2 | balls tracked (test, < {TRACKED_PX:g} px) "
+             "| matched slot errors (px) | random-init slot L2 | final loss | θ (px) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for preset, methods in found.items():
+        for method, runs in methods.items():
+            for r in runs:
+                final, test = r["final_train"], r["test"]
+                theta = f"{final['lengthscale_px']:.2f}" if "lengthscale_px" in final else "—"
+                matched = ", ".join(f"{m:.1f}" for m in test["slot_matched_px"])
+                lines.append(f"| {preset} | {method} | {r['seed']} | {test['readout_l2_px']:.2f} | {test['slot_l2_px']:.2f} "
+                             f"| {r['val']['slot_l2_px']:.2f} | {test['balls_tracked']} | {matched} "
+                             f"| {test['random_init']['slot_l2_px']:.2f} | {final['loss']:.4f} | {theta} "
+                             f"| {r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def protocol(found: dict) -> str:
+    runs = [r for methods in found.values() for rs in methods.values() for r in rs]
+    data = runs[0]["config"]["data"]
+    seeds = sorted({r["seed"] for r in runs})
+    overlap = sorted(set(seeds) & set(TUNING_SEEDS))
+    return (f"Three videos, three roles, all {data['image_size']}×{data['image_size']} RGB with {data['n_balls']} "
+            f"balls of diameter {data['ball_diameter']:g} px ({2 * runs[0]['config']['encoder']['n_maps']} latents): "
+            f"a training video of {data['n_frames']} frames per run (its seed is the run's seed), a **validation** "
+            f"video (seed {data['val_seed']}, {data['val_frames']} frames) that everything that selects reads "
+            f"(tuning, sweepers' objective), and a **test** video (seed {data['test_seed']}, {data['test_frames']} "
+            f"frames) that is only reported. Reporting seeds: {', '.join(map(str, seeds))}. Tuning seeds "
+            f"(`scripts/tune.sh`): {', '.join(map(str, TUNING_SEEDS))}. "
+            + (f"**Overlap: {overlap}.**" if overlap else "The two sets are disjoint.")
+            + " Restarts choose a start by its training loss alone (no labels, no held-out video).")
+
+
 def write_report(root, wall_seconds: float | None = None, jobs: int | None = None,
                  figure_seconds: float | None = None, reused: int = 0) -> Path:
     root = Path(root)
     found = collect(root)
     if not found:
-        raise SystemExit(f"no evaluated runs under {root}/<preset>/<method>/seed-*/")
+        raise UserError(f"no evaluated runs under {root}/<preset>/<method>/seed-*/ (run `make reproduce`)")
     runs = [r for methods in found.values() for rs in methods.values() for r in rs]
-    presets_text = "\n\n".join(f"`configs/experiment/{p}.yaml`:\n```yaml\n{(CONFIG_DIR / 'experiment' / f'{p}.yaml').read_text().strip()}\n```"
-                               for p in found if (CONFIG_DIR / "experiment" / f"{p}.yaml").exists())
-    commands = "\n".join(f"rpm train experiment={p} {METHOD_OVERRIDE[m]} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>\n"
-                         f"rpm evaluate run_dir={root}/{p}/{m}/seed-<seed>" for p in found for m in found[p])
+    threads = {r["config"]["trainer"]["threads"] for r in runs}
     wall = f"{wall_seconds / 60:.1f} min for the whole `make reproduce`" if wall_seconds else "not recorded"
     if figure_seconds:
         wall += f" (Fig. 1, drawn from the tuned runs, which go first, was ready after {figure_seconds / 60:.1f} min)"
     if reused:
         wall += f"; {reused} runs were already done by an earlier invocation and are not in that time"
-    figures = root / "figures"
-    fig_lines = ["![Fig. 1](figures/fig1.png)"] if (figures / "fig1.png").exists() else ["(no figures drawn)"]
-    text = f"""# Reproducing Fig. 1 of "InfoNCE is variational inference in a recognition parameterised model"
-
-Generated by `make reproduce` (`scripts/reproduce.sh`); every number below was measured by this run.
-Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; {jobs or '?'} runs in parallel.
-Wall time: {wall}; training alone took {np.mean([r['train_seconds'] for r in runs]):.0f} s per run on average
-({len(runs)} runs).
-
-## Results (held-out video, mean ± std over seeds)
-
-Readout fitted on the training video, scored on a separately seeded held-out video. *Joint*: one affine map
-from all six latents to all six coordinates (the paper's Fig. 1C). *Slot*: each map's (x, y) fitted to one
-ball, maps matched to balls by least error: low only when each latent tracks one ball.
-
-{results_table(found)}
-
-## Verdicts
-
-The paper gives no numbers; we call the claim reproduced when the Gaussian prior's slot L2 is below
-{SLOT_TARGET_PX:g} px and its joint L2 within {JOINT_FACTOR:g}× the supervised baseline's, and call the linear critic a
-failure when its slot L2 is at least {FAIL_FRACTION:g}× the random-init encoder's (it learned no per-ball slots). Both
-verdicts use means over seeds; the per-run table below shows the spread.
-
-{chr(10).join(verdicts(found))}
-
-## Figures
-
-{chr(10).join(fig_lines)}
-
-Panels A–E are also in `figures/fig1a.png` … `fig1e.png` (and `.pdf`).
-
-## How the tuned recipe was found
-
-Gaussian f_θ, full size, each run evaluated on the held-out video; `scripts/tune.sh` reruns every sweep as
-it was run (plots in `tuning/*/sweep_summary.png`). The first four sweeps (adam, sgd-sum, fixed-theta,
-map-bias) start from Appendix D's settings on seed 0 and change one thing at a time. The last two are
-overrides of the default `experiment=tuned`: `seeds` runs single starts on other seeds, to see how often a
-map ends on no ball; `restarts` is the tuned recipe itself on seeds 12–15, none of them a reproduction seed. Means ± std over a setting's seeds;
-the final loss is per pair except where `loss_reduction=sum` (summed over the 30 pairs).
-
-{tuning_section(root)}
-
-## Every run
-
-{per_run_table(found)}
-
-## Exact commands and configs
-
-```bash
-{commands}
-```
-
-{presets_text}
-
-Everything else is the default config (`rpm train --cfg job` prints it): 900 frames of 256×256, 3 balls of
-diameter 32 px, held-out video of {runs[0]['n_test_frames']} frames (`data.test_seed=1000`), initial lengthscale one ball
-diameter (32 px), learned.
-"""
+    commands = "\n".join(f"rpm train {PRESETS[p]} {method_override(m)} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>"
+                         for p in found for m in found[p])
+    recipe_files = {"tuned": "trainer/tuned.yaml", "paper": "trainer/paper.yaml"}
+    recipes = "\n\n".join(f"`configs/{recipe_files[p]}`:\n```yaml\n{(CONFIG_DIR / recipe_files[p]).read_text().strip()}\n```"
+                          for p in found if p in recipe_files)
+    figure_preset = "tuned" if "tuned" in found else next(iter(found))
+    priors_figure = root / "figures" / "priors.png"
+    theory = root / "theory" / "THEORY.md"
+    sections = [
+        "# Reproducing Fig. 1 of \"InfoNCE is variational inference in a recognition parameterised model\"",
+        f"Generated by `make reproduce` (`scripts/reproduce.sh`, then `rpm report {root}`); every number below was "
+        f"measured by this run. Machine: {platform.machine()}, torch threads per run {sorted(threads)}, "
+        f"{jobs or '?'} runs in parallel. Wall time: {wall}; training took "
+        f"{np.mean([r['train_seconds'] for r in runs]):.0f} s per run on average ({len(runs)} runs).",
+        "## Protocol\n\n" + protocol(found),
+        "## Results (test video, mean ± std over the reporting seeds)\n\nReadout fitted on the training video, "
+        "scored on the test video. *Joint*: one affine map from all latents to all coordinates (the paper's "
+        "Fig. 1C). *Slot*: each map's (x, y) fitted to one ball, maps matched to balls by least error: low only "
+        "when each latent tracks one ball.\n\n" + results_table(found),
+        f"## Verdicts\n\nThe paper gives no numbers; we call the claim reproduced when the Gaussian prior's slot L2 "
+        f"is below {SLOT_TARGET_PX:g} px and its joint L2 within {JOINT_FACTOR:g}× the supervised baseline's, and "
+        f"call the linear critic a failure when its slot L2 is at least {FAIL_FRACTION:g}× the random-init "
+        f"encoder's. Means over seeds; the per-run table shows the spread.\n\n" + "\n".join(verdicts(found)),
+        "## Figures\n\n" + ("![Fig. 1](figures/fig1.png)\n\nPanels A–E are also in `figures/fig1a.png` … "
+                            "`fig1e.png` (and `.pdf`). In D and E the ring marks the base frame: it is itself one "
+                            "of the candidates (the previous pair's next frame), and a Gaussian f_θ gives it the "
+                            "highest P(z'|z), so the peak at the current position is expected, not an error."
+                            if (root / "figures" / "fig1.png").exists() else "(no figures drawn)"),
+        f"## Priors ({figure_preset} recipe, test video)\n\nEvery prior in `configs/prior/` trained with the same "
+        f"recipe, video, encoder and seeds. Retrieval: the true next frame ranked among all test next frames by "
+        f"f_θ (Eq. 34); I_N: Eq. 6 on random batches of the training batch size (N = B − 1 negatives).\n\n"
+        + priors_section(found, figure_preset) + "\n\n" + "\n".join(prior_verdicts(found, figure_preset))
+        + ("\n\n![P(z'|z) per prior](figures/priors.png)" if priors_figure.exists() else ""),
+        "## Theory\n\n" + (f"`rpm theory` checks the paper's identities on a closed-form linear-Gaussian RPM: "
+                           f"[theory/THEORY.md](theory/THEORY.md)." if theory.exists() else "`rpm theory` was not run."),
+        "## How the tuned recipe was found\n\nGaussian f_θ, full size, each run scored on the **validation** "
+        "video; `scripts/tune.sh` reruns every sweep as it was run (plots in `tuning/*/sweep_summary.png`).\n\n"
+        + tuning_section(root),
+        "## Every run\n\n" + per_run_table(found),
+        "## Exact commands and configs\n\n```bash\n" + commands + "\nrpm evaluate run_dir=<run dir>\n```\n\n" + recipes,
+    ]
     path = root / "REPORT.md"
-    write_text(path, text)
+    write_text(path, "\n\n".join(sections) + "\n")
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rpm report", description="write DIR/REPORT.md for a `make reproduce` dir")
+    parser.add_argument("root", type=Path, help="the reproduction directory (e.g. outputs/reproduce)")
     parser.add_argument("--wall-seconds", type=float)
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--figure-seconds", type=float, help="when Fig. 1 was ready, from the start")
     parser.add_argument("--reused", type=int, default=0, help="runs an earlier invocation had already finished")
-    args = parser.parse_args()
-    print(write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused))
-
-
-if __name__ == "__main__":
-    main()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    with reported():
+        print(write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused))
+    return 0

@@ -1,15 +1,21 @@
-"""Run-directory layout, atomic checkpoint save and safe load, and finding runs.
+"""Run-directory layout, atomic checkpoint save and safe load, finding runs, and `load_run`: the one place
+a finished run is read back (evaluate, figures and report all use it).
 
 A run dir is Hydra's output dir for one `rpm train` job: `.hydra/` (Hydra's record), `checkpoint.pt`
 (self-contained: weights, critic, optimizer, RNG states, resolved config, epoch), `metrics.jsonl` (one
-line per epoch), `starts.json` (with trainer.restarts > 1), `evaluation.json` (after `rpm evaluate`).
-`outputs/train/latest` links the newest single run.
+line per epoch), `starts.json` (with trainer.restarts > 1), `evaluation.json` (after `rpm evaluate`) and the
+pictures `rpm evaluate` draws. `outputs/train/latest` links the newest single run.
 """
+import copy
+import json
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
 from rpm_cli.errors import UserError
@@ -18,6 +24,8 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
 STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
+# The validation video of runs written before it existed (their configs name only train and test videos).
+DEFAULT_VAL = {"val_seed": 2000, "val_frames": 300}
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
 TRAIN_ROOT = Path("outputs/train")
 LATEST = TRAIN_ROOT / "latest"
@@ -67,3 +75,99 @@ def runs_in_sweep(sweep_dir) -> list[Path]:
     if not runs:
         raise UserError(f"sweep_dir {sweep} holds no trained runs (no {CHECKPOINT} below it)")
     return runs
+
+
+def upgrade_config(config: dict) -> dict:
+    """A checkpoint's resolved config in today's layout; configs written today pass through unchanged.
+
+    Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, and names that
+    nothing read (`trainer.name`, `data.name`); they had no validation video and no logger.
+    """
+    config = copy.deepcopy(config)
+    trainer, data = config["trainer"], config["data"]
+    if "objective" not in config:
+        config["objective"] = {"name": trainer.get("objective", "infonce")}
+    trainer.pop("objective", None)
+    trainer.pop("name", None)
+    data.pop("name", None)
+    if config["objective"]["name"] == "supervised":
+        config["prior"] = None
+    config.setdefault("logger", {"name": "jsonl"})
+    for key, value in DEFAULT_VAL.items():
+        data.setdefault(key, value)
+    return config
+
+
+def chosen_seed(state: dict, seed: int) -> int:
+    """The seed of the start a run continued: its own seed, unless restarts chose another start."""
+    for start in state.get("starts", []):
+        if start["start"] == state.get("best_start"):
+            return start["seed"]
+    return seed
+
+
+@dataclass
+class Run:
+    """A run read back from its dir: config, model (eval mode), metrics, starts and its videos (lazily)."""
+
+    run_dir: Path
+    cfg: DictConfig
+    state: dict
+    model: torch.nn.Module
+    metrics: list[dict]
+    starts: dict | None
+    _videos: dict = field(default_factory=dict, repr=False)
+    _latents: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def encoder(self):
+        return self.model.encoder
+
+    @property
+    def critic(self):
+        return self.model.critic
+
+    @property
+    def init_seed(self) -> int:
+        return chosen_seed(self.state, self.cfg.seed)
+
+    def video(self, role: str):
+        """The run's 'train', 'val' or 'test' video (cached on disk and here)."""
+        from rpm_cli.data.balls import load_video
+
+        if role not in self._videos:
+            data = self.cfg.data
+            seed, frames = {"train": (data.seed, data.n_frames), "val": (data.val_seed, data.val_frames),
+                            "test": (data.test_seed, data.test_frames)}[role]
+            self._videos[role] = load_video(data, seed=seed, n_frames=frames)
+        return self._videos[role]
+
+    def latents_px(self, role: str) -> np.ndarray:
+        """z of every frame of a video, eval mode, in pixels (N, 2 * n_maps)."""
+        from rpm_cli.evaluate import encode
+
+        if role not in self._latents:
+            self._latents[role] = encode(self.encoder, self.video(role).frames) * self.cfg.data.image_size
+        return self._latents[role]
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def load_run(run_dir, finished: bool = True) -> Run:
+    """Everything a consumer of a run needs; `finished` refuses a run that stopped early."""
+    from rpm_cli.models.model import Model
+
+    run_dir = resolve_run_dir(run_dir)
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    if finished and not state["finished"]:
+        raise UserError(f"run {run_dir} stopped at epoch {state['epoch']}: finish it with `rpm train resume={run_dir}`")
+    cfg = OmegaConf.create(upgrade_config(state["config"]))
+    model = Model(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    starts_path = run_dir / STARTS
+    starts = json.loads(starts_path.read_text()) if starts_path.exists() else None
+    return Run(run_dir, cfg, state, model, read_metrics(run_dir), starts)

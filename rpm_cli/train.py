@@ -1,4 +1,4 @@
-"""`rpm train`: InfoNCE with a Gaussian or linear f_θ, or the supervised baseline, on the balls video.
+"""`rpm train`: InfoNCE under a prior f_θ, or the supervised baseline, on the balls video.
 
 `train(cfg, run_dir)` is the plain function (tests call it); the Hydra app around it is in apps.py.
 """
@@ -14,10 +14,12 @@ from tqdm import tqdm
 from rpm_cli.atomic import append_line, write_json, write_text
 from rpm_cli.config import validate_train
 from rpm_cli.data.balls import load_video
-from rpm_cli.errors import TrainingDiverged, UserError
-from rpm_cli.models.build import build_critic, build_encoder, pick_device
-from rpm_cli.objectives import info_nce, info_nce_bound
-from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, load_checkpoint, save_checkpoint
+from rpm_cli.errors import TrainingDiverged
+from rpm_cli.models.build import pick_device
+from rpm_cli.models.model import Model
+from rpm_cli.objectives import info_nce_estimate, negatives
+from rpm_cli.resume import state_to_continue
+from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -29,32 +31,6 @@ def make_optimizer(params, trainer_cfg) -> torch.optim.Optimizer:
     if trainer_cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=trainer_cfg.lr)
     return torch.optim.SGD(params, lr=trainer_cfg.lr, momentum=trainer_cfg.momentum)
-
-
-class Model(torch.nn.Module):
-    """Encoder plus what sits on top of it: the f_θ critic (InfoNCE) or a linear head (supervised)."""
-
-    def __init__(self, cfg: DictConfig):
-        super().__init__()
-        self.encoder = build_encoder(cfg)
-        self.supervised = cfg.trainer.objective == "supervised"
-        dim = self.encoder.latent_dim
-        self.head = torch.nn.Linear(dim, 2 * cfg.data.n_balls) if self.supervised else None
-        self.critic = None if self.supervised else build_critic(cfg, dim)
-        self.reduction = cfg.trainer.loss_reduction
-        self.image_size = cfg.data.image_size
-
-    def loss(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """frames (2B, 3, H, W) uint8: B base frames then their B next frames; centres (2B, n_balls, 2) px."""
-        z = self.encoder(frames)
-        if self.supervised:
-            target = centres.reshape(len(centres), -1) / self.image_size
-            return torch.nn.functional.mse_loss(self.head(z), target, reduction=self.reduction)
-        base, nxt = z.chunk(2)
-        return info_nce(self.critic(base, nxt), reduction=self.reduction)
-
-    def summary(self) -> dict:
-        return self.critic.summary(self.image_size) if self.critic is not None else {}
 
 
 def all_finite(module: torch.nn.Module) -> bool:
@@ -86,18 +62,6 @@ def _restore(state: dict, model, optimizer, sampler) -> None:
     optimizer.load_state_dict(state["optimizer"])
     sampler.set_state(state["sampler_rng"])
     torch.set_rng_state(state["torch_rng"])
-
-
-def _resume_state(cfg: DictConfig, run_dir: Path) -> dict | None:
-    """The checkpoint to continue from (resume=), or None for a fresh run in an unused dir."""
-    if cfg.resume:
-        state = load_checkpoint(Path(cfg.resume) / CHECKPOINT)
-        if state["finished"]:
-            raise UserError(f"resume={cfg.resume} is already finished ({state['epoch']} epochs); nothing to resume")
-        return state
-    if (run_dir / CHECKPOINT).exists():
-        raise UserError(f"run dir {run_dir} already holds a run; refusing to overwrite it (use resume=)")
-    return None
 
 
 def _kept(run_dir: Path, epochs_done: int) -> str:
@@ -154,8 +118,10 @@ class Trainer:
         metrics = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
                    "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary()}
         if not model.supervised:
+            # I_N of Eq. 6 with N = B - 1 negatives, from training-mode batches: a finite-batch estimate.
             per_pair = mean_loss / batch if t_cfg.loss_reduction == "sum" else mean_loss
-            metrics["infonce_bound"] = info_nce_bound(per_pair, batch)
+            metrics["infonce_estimate"] = info_nce_estimate(per_pair, batch)
+            metrics["negatives"] = negatives(batch)
         return metrics
 
 
@@ -194,16 +160,15 @@ def train(cfg: DictConfig, run_dir) -> dict:
     _select_start); its epochs count towards trainer.epochs. Returns the final epoch's metrics.
     """
     run_dir = Path(run_dir)
-    validate_train(cfg)
-    state = _resume_state(cfg, run_dir)
-    if state is not None:
-        cfg = OmegaConf.create(state["config"])
+    validate_train(cfg)  # the one validation: apps call this function and nothing else
+    state = state_to_continue(cfg, run_dir)
     t_cfg = cfg.trainer
     if t_cfg.threads:
         torch.set_num_threads(t_cfg.threads)
     device = pick_device(t_cfg.device)
     trainer = Trainer(cfg, run_dir, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("resume", None)  # the checkpoint holds the run's config, not how this invocation began
     restarts = t_cfg.get("restarts", 1)  # runs from before restarts existed have no such key
     selecting = restarts > 1 and (state is None or state["epoch"] == 0)
     select_epochs = t_cfg.restart_epochs if restarts > 1 else 0
@@ -213,7 +178,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
         done = len(state.get("starts", [])) * select_epochs
     else:  # the discarded starts, then the chosen start's epochs
         done = (restarts - 1) * select_epochs + state["epoch"]
-    name = "supervised" if t_cfg.objective == "supervised" else cfg.prior.name
+    name = "supervised" if cfg.objective.name == "supervised" else cfg.prior.get("name", "prior")
     bar = tqdm(total=((restarts - 1) * select_epochs + t_cfg.epochs) * trainer.steps_per_epoch,
                initial=done * trainer.steps_per_epoch, disable=not t_cfg.progress, desc=f"train {name}",
                unit="step", dynamic_ncols=True)
@@ -225,13 +190,12 @@ def train(cfg: DictConfig, run_dir) -> dict:
         _restore(state, model, optimizer, sampler)
         first_epoch = state["epoch"]
         _drop_metrics_after(run_dir / METRICS, first_epoch)
-    starts = state.get("starts", []) if state else []
+    kept = {"starts": state.get("starts", []), "best_start": state.get("best_start", 0)} if state else {}
     metrics = state["metrics"] if state else {}
     for epoch in range(first_epoch, t_cfg.epochs):
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch)
         append_line(run_dir / METRICS, json.dumps(metrics))
         save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
-                                  "starts": starts, "metrics": metrics,
-                                  **_training_state(model, optimizer, sampler)})
+                                  **kept, "metrics": metrics, **_training_state(model, optimizer, sampler)})
     bar.close()
     return metrics

@@ -4,9 +4,10 @@
 Measured in one run, each number in a fresh child process (glibc reads its allocator settings only at
 process start, and that setting is part of what is measured):
 
-* plain eager: a straightforward PyTorch training step of the same math (below), default allocator;
+* plain eager: a straightforward PyTorch training step of the same math (tests/eager_reference.py),
+  default allocator;
 * plain eager + rpm allocator: the same step with the allocator settings `rpm` runs under;
-* rpm: the project's real training step (rpm_cli.train.Model) as `rpm train` runs it, which computes
+* rpm: the project's real training step (rpm_cli.models.model.Model) as `rpm train` runs it, which computes
   only near the balls (rpm_cli/models/sparse.py); and the same step through the encoder's dense pass;
 * video generation (simulate + render, no cache), `rpm evaluate` on a full-size run, and the peak RSS
   of one full-size training epoch.
@@ -26,45 +27,14 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rpm_cli.cli import FAST_ALLOCATOR_ENV  # noqa: E402
+from rpm_cli import allocator  # noqa: E402
+from tests.eager_reference import PlainEagerStep  # noqa: E402  (the reference the equivalence test checks)
 
 BATCH_PAIRS, REPEATS, WARMUP = 30, 7, 2
 PAPER = ["experiment=paper", "data.n_frames=900", "data.image_size=256", "trainer.batch_size=30", "trainer.progress=false"]
-
-
-class PlainEagerStep:
-    """The reference: the paper's encoder and Gaussian InfoNCE written the obvious way, float32 frames."""
-
-    def __init__(self, lengthscale=32 / 256, lr=0.005):
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
-            nn.Conv2d(6, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.Sigmoid())
-        self.log_lengthscale = nn.Parameter(torch.tensor(lengthscale).log())
-        self.optimizer = torch.optim.SGD([*self.net.parameters(), self.log_lengthscale], lr=lr)
-
-    def loss(self, frames):  # frames: float32 in [0, 1], (2B, 3, H, W)
-        maps = self.net(frames)
-        h, w = maps.shape[-2:]
-        px = (torch.arange(w) + 0.5) / w
-        py = (torch.arange(h) + 0.5) / h
-        mass = maps.sum(dim=(2, 3))
-        x = (maps.sum(dim=2) * px).sum(-1) / mass
-        y = (maps.sum(dim=3) * py).sum(-1) / mass
-        z = torch.stack([x, y], -1).flatten(1)
-        base, nxt = z.chunk(2)
-        log_f = -((base[:, None] - nxt[None]) ** 2).sum(-1) / (2 * self.log_lengthscale.exp() ** 2)
-        return nn.functional.cross_entropy(log_f, torch.arange(len(base)))
-
-    def step(self, frames):
-        loss = self.loss(frames)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss
 
 
 def paper_cfg(*extra):
@@ -109,7 +79,8 @@ def child(kind: str) -> dict:
         frames = torch.from_numpy(video.frames).float() / 255  # the whole video as float32, as one would
         seconds = median_seconds(lambda: step.step(frames[index]))
     elif kind in ("rpm", "rpm-dense"):
-        from rpm_cli.train import Model, make_optimizer
+        from rpm_cli.models.model import Model
+        from rpm_cli.train import make_optimizer
 
         model = Model(paper_cfg(f"encoder.skip_background={str(kind == 'rpm').lower()}"))
         optimizer = make_optimizer(model.parameters(), cfg.trainer)
@@ -142,9 +113,9 @@ def child(kind: str) -> dict:
 
 
 def run_child(kind: str, fast_allocator: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in FAST_ALLOCATOR_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in allocator.FAST_ALLOCATOR_ENV}
     if fast_allocator:
-        env.update(FAST_ALLOCATOR_ENV)
+        env = allocator.environment(env)
     out = subprocess.run([sys.executable, __file__, "--child", kind], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"child {kind} failed:\n{out.stderr}")

@@ -1,10 +1,10 @@
 """The installed `rpm` script in subprocesses: the end-to-end path and every user error."""
 import json
-import os
+import math
 
 import pytest
 
-from tests.conftest import TINY, run_rpm
+from tests.helpers import TINY, run_rpm
 
 pytestmark = pytest.mark.usefixtures("rpm_available")
 
@@ -21,14 +21,24 @@ def trained(tmp_path_factory):
 def test_train_then_evaluate_writes_the_promised_files(trained):
     cwd, _, evaluate = trained
     run = (cwd / "outputs/train/latest").resolve()
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoint.pt", "metrics.jsonl", "evaluation.json"):
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoint.pt", "metrics.jsonl", "evaluation.json",
+                 "curves.png", "maps.png", "tracking.gif"):
         assert (run / name).is_file(), name
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     result = json.loads((run / "evaluation.json").read_text())
-    for key in ("readout_l2_px", "slot_l2_px"):
-        assert key in result and key in result["chance"] and key in result["random_init"]
-    assert "readout L2" in evaluate.stdout and "random-init" in evaluate.stdout
+    for role in ("val", "test"):
+        scores = result[role]
+        for key in ("readout_l2_px", "slot_l2_px"):
+            assert key in scores and key in scores["chance"] and key in scores["random_init"]
+        assert scores["n_frames"] == 40 and scores["negatives_batch"] == 9 and scores["negatives_all"] == 38
+        assert scores["infonce_estimate_batch"] <= math.log(9) and scores["infonce_estimate_all"] <= math.log(38)
+        assert 0 <= scores["retrieval_top1"] <= scores["retrieval_mrr"] <= 1
+    assert result["val"]["slot_l2_px"] != result["test"]["slot_l2_px"]  # two different videos
+    # TINY: 12-px balls stepping 12 px: the motion implies θ = 12 / √2 per coordinate
+    assert math.isclose(result["motion_lengthscale_px"], 12 / math.sqrt(2), rel_tol=1e-5)
+    for words in ("validation trained", "test trained", "random-init", "retrieval top-1", "the motion implies"):
+        assert words in evaluate.stdout
 
 
 def test_evaluate_accepts_an_explicit_run_dir(trained):
@@ -41,27 +51,35 @@ def test_evaluate_accepts_an_explicit_run_dir(trained):
 def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
     cfg = run_rpm(["train", "prior=linear", "--cfg", "job"], tmp_path, check=True)
     assert "name: linear" in cfg.stdout and "optimizer: adam" in cfg.stdout  # the tuned recipe by default
-    paper = run_rpm(["train", "experiment=paper", "--cfg", "job"], tmp_path, check=True)
-    assert "optimizer: sgd" in paper.stdout and "lr: 0.005" in paper.stdout and "epochs: 30" in paper.stdout
+    assert "map_bias_init: -8.0" in cfg.stdout and "name: paper" not in cfg.stdout
+    for preset in ("experiment=paper", "trainer=paper"):
+        paper = run_rpm(["train", preset, "--cfg", "job"], tmp_path, check=True).stdout
+        assert "optimizer: sgd" in paper and "lr: 0.005" in paper and "epochs: 30" in paper
+        assert "map_bias_init: 0.0" in paper and "restarts: 1" in paper
+    supervised = run_rpm(["train", "objective=supervised", "--cfg", "job"], tmp_path, check=True).stdout
+    assert "prior" not in supervised and "name: supervised" in supervised
     assert "Powered by Hydra" in run_rpm(["train", "--help"], tmp_path, check=True).stdout
     assert "train" in run_rpm(["--help"], tmp_path, check=True).stdout
     assert not (tmp_path / "outputs").exists()
 
 
 BAD_TRAIN = [
-    (["prior=nosuch"], "prior must be one of: gaussian, linear"),
-    (["trainer=nosuch"], "trainer must be one of: paper, supervised"),
-    (["experiment=nosuch"], "experiment must be one of"),
-    (["prior.lengthscale=-1"], "prior.lengthscale must be > 0 (got -1)"),
-    (["prior.lengthscale=0"], "prior.lengthscale must be > 0"),
+    (["prior=nosuch"], "prior must be one of: cosine, dynamics, gaussian, gaussian_slots, laplace, linear, mlp"),
+    (["trainer=nosuch"], "trainer must be one of: paper, tuned"),
+    (["experiment=nosuch"], "experiment must be one of: paper"),
+    (["objective=nosuch"], "objective must be one of: infonce, supervised"),
+    (["objective=supervised", "prior=linear"], "prior must be null with objective=supervised"),
+    (["prior.lengthscale=-1"], "prior.lengthscale must be a finite number > 0 (got -1)"),
+    (["prior.lengthscale=0"], "prior.lengthscale must be a finite number > 0"),
     (["prior.learn_lengthscale=maybe"], "prior.learn_lengthscale must be true or false"),
-    (["prior=linear", "prior.init_std=-0.1"], "prior.init_std must be >= 0"),
-    (["trainer.epochs=0"], "trainer.epochs must be an integer >= 1 (got 0)"),
-    (["trainer.epochs=1.5"], "trainer.epochs must be an integer >= 1"),
-    (["trainer.lr=0"], "trainer.lr must be > 0"),
-    (["trainer.lr=-0.1"], "trainer.lr must be > 0"),
-    (["trainer.momentum=1.5"], "trainer.momentum must be in [0, 1)"),
-    (["trainer.restarts=0"], "trainer.restarts must be an integer >= 1 (1 = a single start) (got 0)"),
+    (["prior=linear", "prior.init_std=-0.1"], "prior.init_std must be a finite number >= 0"),
+    (["trainer.epochs=0"], "trainer.epochs must be an integer from 1 to 100000 (got 0)"),
+    (["trainer.epochs=1.5"], "trainer.epochs must be an integer from 1"),
+    (["trainer.lr=0"], "trainer.lr must be a finite number > 0"),
+    (["trainer.lr=-0.1"], "trainer.lr must be a finite number > 0"),
+    (["trainer.lr=inf"], "trainer.lr must be a finite number > 0 and <= 10 (got inf)"),
+    (["trainer.momentum=1.5"], "trainer.momentum must be a finite number >= 0 and < 1"),
+    (["trainer.restarts=0"], "trainer.restarts must be an integer from 1 to 1000 (1 = a single start) (got 0)"),
     (["trainer.restarts=3", "trainer.restart_epochs=2"],
      "trainer.restart_epochs must be an integer from 1 to trainer.epochs - 1 (1) when trainer.restarts > 1"),
     (["trainer.batch_size=1"], "trainer.batch_size must be an integer from 2"),
@@ -69,22 +87,35 @@ BAD_TRAIN = [
     (["trainer.optimizer=rmsprop"], "trainer.optimizer must be one of: sgd, adam"),
     (["trainer.loss_reduction=median"], "trainer.loss_reduction must be one of: mean, sum"),
     (["trainer.device=tpu"], "trainer.device must be one of: auto, cpu, cuda"),
-    (["trainer.threads=-1"], "trainer.threads must be an integer >= 0"),
+    (["trainer.threads=-1"], "trainer.threads must be an integer from 0"),
+    (["trainer.epoch=3"], "unknown key trainer.epoch (did you mean trainer.epochs?)"),
+    (["nosuchkey=1"], "unknown key nosuchkey"),
+    (["seed=-1"], "seed must be an integer from 0 to 4294967295 (got -1)"),
+    (["seed=1.5"], "seed must be an integer"),
     (["data.n_balls=0"], "data.n_balls must be an integer from 1 to 8 (got 0)"),
     (["data.n_balls=9"], "data.n_balls must be an integer from 1 to 8"),
-    (["data.image_size=8"], "data.image_size must be an integer >= 16 (got 8)"),
+    (["data.image_size=8"], "data.image_size must be an integer from 16 to 4096 (got 8)"),
+    (["data.image_size=200000"], "data.image_size must be an integer from 16 to 4096 (got 200000)"),
+    (["data.n_frames=2000000000"], "data.n_frames must be an integer from 3 to 1000000"),
+    (["data.image_size=4096", "data.ball_diameter=32", "data.n_frames=1000000"], "the run would need about"),
+    (["max_memory_gb=0.001"], "more than max_memory_gb=0.001"),
     (["data.ball_diameter=0"], "data.ball_diameter must be a number > 0"),
     (["data.ball_diameter=64"], "data.ball_diameter must be a number > 0 and < data.image_size"),
     (["data.n_balls=8", "data.ball_diameter=30"], "do not fit"),
-    (["data.n_frames=2"], "data.n_frames must be an integer >= 3"),
+    (["data.n_frames=2"], "data.n_frames must be an integer from 3"),
     (["data.step=0"], "data.step must be a number > 0"),
-    (["data.heading_noise_deg=-1"], "data.heading_noise_deg must be a number from 0 to 180"),
-    (["data.test_seed=0"], "data.test_seed must be an integer different from data.seed"),
-    (["encoder.hidden_channels=0"], "encoder.hidden_channels must be an integer >= 1"),
-    (["encoder.map_bias_init=high"], "encoder.map_bias_init must be a number"),
+    (["data.heading_noise_deg=-1"], "data.heading_noise_deg must be a finite number >= 0 and <= 180"),
+    (["data.heading_noise_deg=nan"], "data.heading_noise_deg must be a finite number"),
+    (["data.test_seed=0"], "data.test_seed must be an integer from 0 to 2**32 - 1, different from data.seed"),
+    (["data.val_seed=1000"], "data.val_seed must be an integer from 0 to 2**32 - 1, different from data.seed and"),
+    (["encoder.hidden_channels=0"], "encoder.hidden_channels must be an integer from 1"),
+    (["encoder.map_bias_init=high"], "encoder.map_bias_init must be a finite number"),
+    (["encoder.map_bias_init=inf"], "encoder.map_bias_init must be a finite number >= -50 and <= 50 (got inf)"),
     (["encoder.skip_background=maybe"], "encoder.skip_background must be true or false"),
     (["sweep_metric=foo"], "sweep_metric must be one of"),
+    (["logger=nosuch"], "logger must be one of: jsonl, tensorboard"),
     (["resume=/no/such/dir"], "resume must be a run dir holding checkpoint.pt"),
+    (["hydra.run.dir=/proc/rpm-cannot-create-this"], "cannot create or write the output dir"),
 ]
 
 
@@ -95,9 +126,7 @@ def test_bad_train_input_fails_cleanly_before_any_work(tmp_path, overrides, mess
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("metrics.jsonl"))
-    assert not (tmp_path / "outputs/train").exists() or not any((tmp_path / "outputs/train").rglob("*.yaml"))
-    assert not os.path.exists("/no/such/dir")
+    assert not (tmp_path / "outputs").exists(), "a failed run left a directory behind"
 
 
 def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):

@@ -1,25 +1,20 @@
-"""The project's training step computes the same loss and gradients as the benchmark's plain eager step, and the
+"""The project's training step computes the same loss and gradients as the plain eager reference step, and the
 encoder's background-skipping pass (models/sparse.py) the same as its dense pass."""
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from rpm_cli.data.balls import load_video
 from rpm_cli.models import sparse
 from rpm_cli.models.encoder import CentreOfMassEncoder
-from rpm_cli.train import Model
+from rpm_cli.models.model import Model
 
-_spec = importlib.util.spec_from_file_location("bench", Path(__file__).parent.parent / "scripts" / "bench.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from tests.eager_reference import PlainEagerStep
 
 
 def test_rpm_step_matches_plain_eager_reference(tiny_cfg):
     cfg = tiny_cfg("data.n_balls=3")  # the reference has Fig. 2's 3 maps
     torch.manual_seed(0)
     model = Model(cfg)
-    plain = bench.PlainEagerStep(lengthscale=cfg.prior.lengthscale / cfg.data.image_size)
+    plain = PlainEagerStep(lengthscale=cfg.prior.lengthscale / cfg.data.image_size)
     pairs = [(model.encoder.conv1, plain.net[0]), (model.encoder.bn1, plain.net[1]),
              (model.encoder.conv2, plain.net[3]), (model.encoder.bn2, plain.net[4])]
     for ours, theirs in pairs:

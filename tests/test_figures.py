@@ -1,6 +1,7 @@
 """Issue 5: every Fig. 1 panel on tiny runs, the P(z'|z) computation by hand, and the CLI."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -10,16 +11,16 @@ from PIL import Image
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import build_figures, next_frame_probabilities
 from rpm_cli.figures.common import save_figure
-from rpm_cli.models.critics import GaussianCritic
+from rpm_cli.models.priors import GaussianPrior
 from rpm_cli.train import train
-from tests.conftest import compose_cfg, run_rpm
+from tests.helpers import compose_cfg, run_rpm
 
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fig1")
     runs = {}
-    for method, overrides in {"gaussian": [], "linear": ["prior=linear"], "supervised": ["trainer=supervised"]}.items():
+    for method, overrides in {"gaussian": [], "linear": ["prior=linear"], "supervised": ["objective=supervised"]}.items():
         for seed in (0, 1):
             run_dir = root / "tuned" / method / f"seed-{seed}"  # the layout of `make reproduce`
             train(compose_cfg([*overrides, f"seed={seed}", "data.n_balls=3"], tmp_path=root), run_dir)
@@ -29,12 +30,12 @@ def tiny_runs(tmp_path_factory):
 
 def test_p_next_by_hand_on_four_frames():
     z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 5.0]])
-    log_f = GaussianCritic(lengthscale=1.0)(z[:1], z)[0].detach().numpy()
+    log_f = GaussianPrior(dim=2, scale=1.0, lengthscale=1.0)(z[:1], z)[0].detach().numpy()
     p = next_frame_probabilities(log_f)
     want = np.exp([0.0, -0.5, -4.5, -12.5])
     assert np.allclose(p, want / want.sum()) and math.isclose(p.sum(), 1.0)
     # Base frame 1: the nearest candidate (itself, then frame 0) holds most of the mass.
-    p1 = next_frame_probabilities(GaussianCritic(1.0)(z[1:2], z)[0].detach().numpy())
+    p1 = next_frame_probabilities(GaussianPrior(dim=2, scale=1.0, lengthscale=1.0)(z[1:2], z)[0].detach().numpy())
     assert p1.argmax() == 1 and p1[[0, 1]].sum() > 0.8
     assert np.allclose(next_frame_probabilities(np.array([1000.0, 1000.0, -1000.0, 0.0])), [0.5, 0.5, 0, 0])
 
@@ -71,21 +72,26 @@ def test_figures_default_to_the_reproduce_layout(tiny_runs, tmp_path):
     assert (tmp_path / "figs" / "fig1.png").stat().st_size > 10_000 and "fig1e.pdf" in proc.stdout
 
 
-def test_report_on_tiny_runs(tiny_runs):
-    from rpm_cli.report import write_report
-
+def test_report_on_tiny_runs(tiny_runs, tmp_path):
     root, runs = tiny_runs
     for dirs in runs.values():
         for run_dir in dirs:
-            evaluate_run(run_dir)
-    text = write_report(root, wall_seconds=90, jobs=2).read_text()
+            evaluate_run(run_dir, pictures=False)
+    proc = run_rpm(["report", str(root), "--wall-seconds", "90", "--jobs", "2"], tmp_path, check=True)
+    text = (root / "REPORT.md").read_text()
+    assert str(root / "REPORT.md") in proc.stdout
     for method in ("supervised", "gaussian", "linear"):
         assert f"| {method} | " in text
     assert "| random-init control |" in text and "| chance control |" in text
     assert text.count("| tuned | ") == 6  # one row per run
-    assert text.count("reproduced") >= 2 and "1.5 min for the whole" in text
-    assert "rpm train experiment=tuned prior=linear seed=<seed>" in text
-    assert "```yaml" in text
+    verdicts = re.findall(r"^- \*\*tuned: (Gaussian|the linear)[^*]*: (reproduced|not reproduced|reproduced in \d+ of \d+ "
+                          r"seeds only[^*]*)\.\*\*", text, flags=re.M)
+    assert [v[0] for v in verdicts] == ["Gaussian", "the linear"], text
+    assert "1.5 min for the whole" in text
+    assert "rpm train trainer=tuned prior=linear seed=<seed>" in text and "```yaml" in text
+    # Facts come from the runs' configs, not from the paper's defaults.
+    assert "all 64×64 RGB with 3 balls of diameter 12 px (6 latents)" in text
+    assert "Reporting seeds: 0, 1." in text and "**Overlap: [0].**" in text
 
 
 def test_report_counts_the_time_of_discarded_starts(tmp_path):

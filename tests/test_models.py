@@ -3,9 +3,8 @@ import math
 import numpy as np
 import torch
 
-from rpm_cli.models.critics import GaussianCritic, LinearCritic
 from rpm_cli.models.encoder import CentreOfMassEncoder, centre_of_mass
-from rpm_cli.objectives import info_nce, info_nce_bound
+from rpm_cli.objectives import info_nce, info_nce_estimate, info_nce_estimate_full
 
 
 def test_centre_of_mass_by_hand():
@@ -33,40 +32,21 @@ def test_map_bias_init_sets_the_background_level():
     assert torch.allclose(maps, torch.full_like(maps, torch.sigmoid(torch.tensor(-8.0)).item()), atol=1e-6)
 
 
-def test_gaussian_critic_against_numpy():
-    z, z2 = np.random.default_rng(0).normal(size=(2, 5, 6))
-    critic = GaussianCritic(lengthscale=0.7)
-    got = critic(torch.tensor(z), torch.tensor(z2)).detach().numpy()
-    want = np.array([[-np.sum((a - b) ** 2) / (2 * 0.7**2) for b in z2] for a in z])
-    assert np.allclose(got, want, rtol=1e-5)
-    assert math.isclose(critic.summary(scale=256)["lengthscale_px"], 0.7 * 256, rel_tol=1e-6)
-
-
-def test_gaussian_lengthscale_learned_or_fixed():
-    z = torch.randn(4, 6)
-    for learn in (True, False):
-        critic = GaussianCritic(0.5, learn=learn)
-        critic(z, z + 0.1).sum().backward() if learn else None
-        assert critic.log_lengthscale.requires_grad is learn
-        if learn:
-            assert critic.log_lengthscale.grad is not None and critic.lengthscale > 0
-
-
-def test_linear_critic_against_numpy():
-    torch.manual_seed(0)
-    critic = LinearCritic(6)
-    z, z2 = torch.randn(5, 6), torch.randn(5, 6)
-    w = critic.weight.detach().numpy()
-    assert np.allclose(critic(z, z2).detach().numpy(), z.numpy() @ w @ z2.numpy().T, atol=1e-5)
-
-
 def test_info_nce_by_hand():
     log_f = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0], [0.0, 3.0, 1.0]])
     rows = log_f.numpy()
     per_row = [-(rows[i, i] - np.log(np.exp(rows[i]).sum())) for i in range(3)]
     assert math.isclose(info_nce(log_f).item(), np.mean(per_row), rel_tol=1e-6)
     assert math.isclose(info_nce(log_f, "sum").item(), np.sum(per_row), rel_tol=1e-6)
-    assert math.isclose(info_nce_bound(np.mean(per_row), 3), math.log(3) - np.mean(per_row))
+    # Eq. 6 with N = B - 1 = 2 negatives per anchor
+    assert math.isclose(info_nce_estimate(np.mean(per_row), 3), math.log(2) - np.mean(per_row))
+    assert math.isclose(info_nce_estimate_full(log_f), math.log(2) - np.mean(per_row), rel_tol=1e-6)
+
+
+def test_infonce_estimate_is_at_most_log_n():
+    perfect = torch.eye(30) * 1e4  # every positive certain: the estimate reaches its ceiling log N
+    assert math.isclose(info_nce_estimate_full(perfect), math.log(29), rel_tol=1e-9)
+    assert info_nce_estimate_full(torch.randn(30, 30)) < math.log(29)
 
 
 def test_uninformative_critic_gives_log_b():

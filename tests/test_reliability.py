@@ -10,8 +10,9 @@ import torch
 
 from rpm_cli.errors import TrainingDiverged, UserError
 from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint
-from rpm_cli.train import Model, train
-from tests.conftest import TINY, run_rpm
+from rpm_cli.models.model import Model
+from rpm_cli.train import train
+from tests.helpers import TINY, run_rpm
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):

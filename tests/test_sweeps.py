@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from tests.conftest import TINY, run_rpm
+from tests.helpers import TINY, run_rpm
 
 pytestmark = pytest.mark.usefixtures("rpm_available")
 GRID = ["prior.lengthscale=6,12", "seed=0,1"]

@@ -19,3 +19,13 @@ def save_figure(fig, path_stem, formats=("png", "pdf"), dpi=120) -> list[Path]:
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def frame_axes(ax, size: int) -> None:
+    """Axes in image coordinates (y down) on a black background, like a frame of the video."""
+    ax.set_xlim(0, size)
+    ax.set_ylim(size, 0)
+    ax.set_aspect("equal")
+    ax.set_facecolor("black")
+    ax.set_xticks([])
+    ax.set_yticks([])

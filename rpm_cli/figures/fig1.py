@@ -10,16 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.colors import Normalize
-from omegaconf import OmegaConf
 
-from rpm_cli.data.balls import ball_colours, load_video
+from rpm_cli.data.balls import ball_colours
 from rpm_cli.errors import UserError
-from rpm_cli.evaluate import encode, evaluate_run
-from rpm_cli.figures.common import plt, save_figure
-from rpm_cli.readout import fit_affine, predict_affine
-from rpm_cli.runs import CHECKPOINT, load_checkpoint, resolve_run_dir
-
-METHODS = ("supervised", "gaussian", "linear")
+from rpm_cli.evaluate import evaluate_run
+from rpm_cli.figures.common import frame_axes, plt, save_figure
+from rpm_cli.readout import joint_predictions
+from rpm_cli.reproduction import FIG1_METHODS, find_reproduction_runs
+from rpm_cli.runs import Run, load_run, resolve_run_dir
 TRAIL = 12  # frames of trajectory drawn in panel B
 
 
@@ -30,47 +28,18 @@ def next_frame_probabilities(log_f_row: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-class LoadedRun:
-    """A finished run with its model, videos and held-out latents, loaded once for all panels."""
-
-    def __init__(self, run_dir):
-        from rpm_cli.train import Model
-
-        self.run_dir = Path(run_dir)
-        state = load_checkpoint(self.run_dir / CHECKPOINT)
-        self.cfg = OmegaConf.create(state["config"])
-        self.model = Model(self.cfg)
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-        data = self.cfg.data
-        self.train = load_video(data, seed=data.seed, n_frames=data.n_frames)
-        self.test = load_video(data, seed=data.test_seed, n_frames=data.test_frames)
-        self.z_train = encode(self.model.encoder, self.train.frames)
-        self.z_test = encode(self.model.encoder, self.test.frames)
-
-    def readout_predictions(self) -> np.ndarray:
-        """Held-out centres predicted by the joint affine readout, (N, n_balls, 2) px."""
-        n_balls = self.train.centres.shape[1]
-        weights = fit_affine(self.z_train, self.train.centres.reshape(len(self.z_train), -1))
-        return predict_affine(weights, self.z_test).reshape(-1, n_balls, 2)
-
-    @torch.no_grad()
-    def p_next(self, base: int) -> np.ndarray:
-        critic = self.model.critic
-        if critic is None:
-            raise UserError(f"run {self.run_dir} is supervised: it has no f_θ for P(z'|z)")
-        z = torch.from_numpy(self.z_test).float()
-        return next_frame_probabilities(critic(z[base:base + 1], z)[0].double().numpy())
+def readout_predictions(run: Run) -> np.ndarray:
+    """Test-video centres predicted by the joint affine readout, (N, n_balls, 2) px."""
+    return joint_predictions(run.latents_px("train"), run.video("train").centres, run.latents_px("test"))
 
 
-def _frame_axes(ax, size: int) -> None:
-    """Axes in image coordinates (y down) on a black background, like a frame of the video."""
-    ax.set_xlim(0, size)
-    ax.set_ylim(size, 0)
-    ax.set_aspect("equal")
-    ax.set_facecolor("black")
-    ax.set_xticks([])
-    ax.set_yticks([])
+@torch.no_grad()
+def p_next(run: Run, base: int) -> np.ndarray:
+    """P(j | base) over every test frame j: the base frame itself is one of the candidates."""
+    if run.critic is None:
+        raise UserError(f"run {run.run_dir} is supervised: it has no f_θ for P(z'|z)")
+    z = torch.from_numpy(run.latents_px("test") / run.cfg.data.image_size).float()
+    return next_frame_probabilities(run.critic(z[base:base + 1], z)[0].double().numpy())
 
 
 def draw_motion(ax, video, t: int) -> None:
@@ -85,50 +54,56 @@ def draw_motion(ax, video, t: int) -> None:
     ax.set_axis_off()
 
 
-def draw_extracted(ax, run: LoadedRun, t: int, label: str) -> None:
+def draw_extracted(ax, run: Run, t: int, label: str) -> None:
     """Panel B: true trajectory (line) vs readout of the encoder (dots) over a few held-out frames."""
-    pred, true = run.readout_predictions(), run.test.centres
+    pred, true = readout_predictions(run), run.video("test").centres
     size = run.cfg.data.image_size
     span = slice(t, min(t + TRAIL, len(true)))
     for b, colour in enumerate(ball_colours(true.shape[1])):
         c = np.array(colour) / 255
         ax.plot(true[span, b, 0], true[span, b, 1], "-", color=c, lw=2, alpha=0.6)
         ax.plot(pred[span, b, 0], pred[span, b, 1], "o", color=c, ms=4, mec="black", mew=0.4)
-    _frame_axes(ax, size)
+    frame_axes(ax, size)
     ax.set_title(f"B  {label}: readout (dots) vs truth (lines)")
 
 
 def draw_errors(ax, runs_by_method: dict[str, list[dict]]) -> None:
     """Panel C: both metrics per method, mean ± std over seeds, with chance and random-init lines."""
-    methods = [m for m in METHODS if runs_by_method.get(m)]
+    methods = [m for m in FIG1_METHODS if runs_by_method.get(m)]
     width = 0.38
     for k, (metric, name) in enumerate((("readout_l2_px", "joint readout"), ("slot_l2_px", "per-slot"))):
-        values = [[r[metric] for r in runs_by_method[m]] for m in methods]
+        values = [[r["test"][metric] for r in runs_by_method[m]] for m in methods]
         xs = np.arange(len(methods)) + (k - 0.5) * width
         ax.bar(xs, [np.mean(v) for v in values], width, yerr=[np.std(v) for v in values], capsize=3, label=name)
     evaluations = [r for m in methods for r in runs_by_method[m]]
-    ax.axhline(np.mean([r["chance"]["readout_l2_px"] for r in evaluations]), color="grey", ls="--", label="chance")
-    ax.axhline(np.mean([r["random_init"]["slot_l2_px"] for r in evaluations]), color="black", ls=":",
+    ax.axhline(np.mean([r["test"]["chance"]["readout_l2_px"] for r in evaluations]), color="grey", ls="--",
+               label="chance")
+    ax.axhline(np.mean([r["test"]["random_init"]["slot_l2_px"] for r in evaluations]), color="black", ls=":",
                label="random-init (per-slot)")
     counts = {len(runs_by_method[m]) for m in methods}
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("mean L2 distance from true centre (px)")
-    ax.set_title(f"C  readout error ({'/'.join(map(str, sorted(counts)))} seeds)")
+    ax.set_title(f"C  test-video readout error ({'/'.join(map(str, sorted(counts)))} seeds)")
     ax.legend(fontsize=7)
 
 
-def draw_p_next(ax, run: LoadedRun, base: int, letter: str, label: str):
-    """Panels D/E: each held-out frame j drawn at its coral-ball position, coloured by P(j | base)."""
-    p = run.p_next(base)
+def draw_p_next(ax, run: Run, base: int, letter: str, label: str):
+    """Panels D/E: each held-out frame j drawn at its coral-ball position, coloured by P(j | base).
+
+    The base frame is itself a candidate (it is the previous pair's next frame), and a prior that peaks at
+    z' = z, like the Gaussian, gives it the highest probability: the ring marks it, so that peak is not
+    taken for an error.
+    """
+    p = p_next(run, base)
     n = len(p)
-    coral = run.test.centres[:, 0]
+    coral = run.video("test").centres[:, 0]
     size = run.cfg.data.image_size
     order = np.argsort(p)  # most probable on top
     dots = ax.scatter(coral[order, 0], coral[order, 1], c=p[order], cmap="viridis",
                       norm=Normalize(0, 4 / n, clip=True), s=14)
-    ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label="current")
+    ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label=f"current (also a candidate: P={p[base]:.2f})")
     ax.plot(*coral[base + 1], "r*", ms=14, mec="white", label="true next")
-    _frame_axes(ax, size)
+    frame_axes(ax, size)
     ax.set_title(f"{letter}  P(z'|z), coral ball, {label}")
     ax.legend(fontsize=7, loc="lower right")
     bar = ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1 / n, 4 / n])
@@ -136,31 +111,30 @@ def draw_p_next(ax, run: LoadedRun, base: int, letter: str, label: str):
 
 
 def find_runs(cfg) -> dict[str, list[Path]]:
-    """Explicit gaussian_run/linear_run/supervised_run, else every seed under reproduce_dir/<preset>/<method>/."""
-    explicit = {m: cfg.get(f"{m}_run") for m in METHODS}
+    """Explicit gaussian_run/linear_run/supervised_run, else every seed of the reproduction's layout."""
+    explicit = {m: cfg.get(f"{m}_run") for m in FIG1_METHODS}
     if any(explicit.values()):
         missing = [m for m in ("gaussian", "linear") if not explicit[m]]
         if missing:
             raise UserError(f"{missing[0]}_run must be given too (Fig. 1 needs the gaussian and linear runs)")
         return {m: [resolve_run_dir(d)] for m, d in explicit.items() if d}
-    root = Path(cfg.reproduce_dir) / cfg.preset
-    found = {m: sorted(p.parent for p in (root / m).glob("*/" + CHECKPOINT)) for m in METHODS}
-    if not found["gaussian"] or not found["linear"]:
-        raise UserError(f"no finished runs under {root}/{{gaussian,linear}}: run `make reproduce`, or pass "
-                        f"gaussian_run=DIR linear_run=DIR [supervised_run=DIR]")
-    return {m: [resolve_run_dir(d) for d in dirs] for m, dirs in found.items() if dirs}
+    found = find_reproduction_runs(cfg.reproduce_dir, cfg.preset, FIG1_METHODS)
+    if not found.get("gaussian") or not found.get("linear"):
+        raise UserError(f"no finished gaussian and linear runs under {cfg.reproduce_dir}/{cfg.preset}: run "
+                        f"`make reproduce`, or pass gaussian_run=DIR linear_run=DIR [supervised_run=DIR]")
+    return found
 
 
 def build_figures(runs: dict[str, list[Path]], base_frame: int) -> dict:
     """name -> matplotlib Figure: fig1a ... fig1e and the combined fig1."""
-    gaussian, linear = LoadedRun(runs["gaussian"][0]), LoadedRun(runs["linear"][0])
-    n_test = len(gaussian.test.centres)
+    gaussian, linear = load_run(runs["gaussian"][0]), load_run(runs["linear"][0])
+    n_test = gaussian.video("test").n_frames
     if not 1 <= base_frame < n_test - 1:
         raise UserError(f"base_frame must be from 1 to {n_test - 2} (the held-out video has {n_test} frames)")
     evaluations = {m: [evaluate_run(d) for d in dirs] for m, dirs in runs.items()}
     t = base_frame
     panels = {
-        "fig1a": (1, [lambda ax: draw_motion(ax, gaussian.test, t)]),
+        "fig1a": (1, [lambda ax: draw_motion(ax, gaussian.video("test"), t)]),
         "fig1b": (2, [lambda ax: draw_extracted(ax, gaussian, t, "Gaussian f_θ"),
                       lambda ax: draw_extracted(ax, linear, t, "linear f_θ")]),
         "fig1c": (1, [lambda ax: draw_errors(ax, evaluations)]),

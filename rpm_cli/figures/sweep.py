@@ -1,4 +1,8 @@
-"""Summarise a multirun: one CSV row per run and one plot of both L2 metrics against the swept key."""
+"""Summarise a multirun: one CSV row per run and one plot of both L2 metrics against the swept key.
+
+Sweeps are for choosing, so the plot and the unprefixed L2 columns are the validation video's; the test
+video's scores are in `test_*` columns for the record, never for choosing.
+"""
 import csv
 import io
 import math
@@ -11,10 +15,10 @@ import yaml
 from rpm_cli.atomic import write_text
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.common import plt, save_figure
-from rpm_cli.runs import CHECKPOINT, load_checkpoint, runs_in_sweep
+from rpm_cli.config import RUNTIME_KEYS
+from rpm_cli.runs import CHECKPOINT, load_checkpoint, runs_in_sweep, upgrade_config
 
 METRICS = ("readout_l2_px", "slot_l2_px")
-NOT_AN_AXIS = {"seed", "evaluate", "sweep_metric", "debug", "trainer.progress"}
 
 
 def parse_value(text: str):
@@ -36,20 +40,26 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
         if finished_only and not state["finished"]:
             continue
         result = evaluate_run(run_dir)  # reuses evaluation.json when it is up to date
-        cfg = state["config"]
+        cfg = upgrade_config(state["config"])
+        prior = cfg["prior"] or {}
+        val, test = result["val"], result["test"]
         final = result["final_train"]
         overrides = run_overrides(run_dir)
         rows.append({
             "run": str(run_dir.relative_to(sweep_dir)), "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
+            # What the run's numbers depend on: the overrides less the keys that change nothing but the seed.
+            "setting": " ".join(f"{k}={v}" for k, v in overrides.items() if k not in RUNTIME_KEYS),
             **{f"override:{k}": v for k, v in overrides.items()},
-            "seed": cfg["seed"], "n_balls": cfg["data"]["n_balls"], "prior": cfg["prior"]["name"], "objective": cfg["trainer"]["objective"],
-            "initial_lengthscale_px": cfg["prior"].get("lengthscale", ""),
-            "learn_lengthscale": cfg["prior"].get("learn_lengthscale", ""),
+            "seed": cfg["seed"], "n_balls": cfg["data"]["n_balls"], "prior": prior.get("name", ""),
+            "objective": cfg["objective"]["name"],
+            "initial_lengthscale_px": prior.get("lengthscale", ""),
+            "learn_lengthscale": prior.get("learn_lengthscale", ""),
             "final_lengthscale_px": final.get("lengthscale_px", ""), "final_loss": final["loss"],
             "epochs": final["epoch"], "restarts": cfg["trainer"].get("restarts", 1),
-            **{m: result[m] for m in METRICS}, "balls_tracked": result.get("balls_tracked", ""),
-            **{f"random_init_{m}": result["random_init"][m] for m in METRICS},
-            "chance_l2_px": result["chance"]["readout_l2_px"],
+            **{m: val[m] for m in METRICS}, "balls_tracked": val["balls_tracked"],
+            **{f"random_init_{m}": val["random_init"][m] for m in METRICS},
+            "chance_l2_px": val["chance"]["readout_l2_px"],
+            **{f"test_{m}": test[m] for m in METRICS}, "test_balls_tracked": test["balls_tracked"],
         })
     return rows
 
@@ -66,7 +76,7 @@ def write_csv(rows: list[dict], path) -> None:
 def swept_keys(rows: list[dict]) -> list[str]:
     """Override keys whose value differs between runs (the seed is averaged over, never an axis)."""
     keys = list(dict.fromkeys(k.split(":", 1)[1] for row in rows for k in row if k.startswith("override:")))
-    return [k for k in keys if k not in NOT_AN_AXIS and len({str(r.get(f"override:{k}")) for r in rows}) > 1]
+    return [k for k in keys if k not in RUNTIME_KEYS and len({str(r.get(f"override:{k}")) for r in rows}) > 1]
 
 
 def choose_x(rows: list[dict], x_key: str | None) -> str | None:
@@ -100,7 +110,7 @@ def plot_summary(rows: list[dict], x_key: str | None, path_stem) -> list[Path]:
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
     categories = sorted(map(str, xs_all))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
-    for ax, metric, title in zip(axes, METRICS, ("joint readout L2 (Fig. 1C)", "per-slot L2")):
+    for ax, metric, title in zip(axes, METRICS, ("validation: joint readout L2 (Fig. 1C)", "validation: per-slot L2")):
         for label, points in sorted(lines.items()):
             xs = sorted(points, key=lambda v: v if numeric else str(v))
             means = [np.mean([r[metric] for r in points[x]]) for x in xs]

@@ -1,8 +1,7 @@
-"""Build the encoder and critic named by a config."""
+"""Build the encoder a config names, and pick the device."""
 import torch
 from omegaconf import DictConfig
 
-from rpm_cli.models.critics import GaussianCritic, LinearCritic
 from rpm_cli.models.encoder import CentreOfMassEncoder
 
 
@@ -17,10 +16,3 @@ def build_encoder(cfg: DictConfig) -> CentreOfMassEncoder:
                                # Checkpoints written before this key existed used PyTorch's default, 0.
                                map_bias_init=cfg.encoder.get("map_bias_init", 0.0),
                                skip_background=cfg.encoder.get("skip_background", True))
-
-
-def build_critic(cfg: DictConfig, dim: int) -> torch.nn.Module:
-    if cfg.prior.name == "gaussian":
-        # The config gives θ in pixels; latents are in units of the image size.
-        return GaussianCritic(cfg.prior.lengthscale / cfg.data.image_size, learn=cfg.prior.learn_lengthscale)
-    return LinearCritic(dim, init_std=cfg.prior.init_std)

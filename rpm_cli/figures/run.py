@@ -1,0 +1,31 @@
+"""A run's own pictures, written into its dir: curves.png, maps.png and tracking.gif (test video)."""
+from pathlib import Path
+
+import numpy as np
+
+from rpm_cli.figures.run_pictures import draw_curves, draw_maps, slot_colours, slot_positions_px, write_tracking_gif
+from rpm_cli.runs import Run
+
+MAP_FRAMES = 5      # held-out frames shown in maps.png
+GIF_FRAMES = 100
+
+
+def map_frame_indices(n_frames: int, count: int = MAP_FRAMES) -> np.ndarray:
+    return np.linspace(0, n_frames - 1, count + 2).round().astype(int)[1:-1]
+
+
+def run_pictures(run: Run) -> list[Path]:
+    test, train = run.video("test"), run.video("train")
+    positions, matches = slot_positions_px(run.latents_px("test"), run.latents_px("train"), train.centres, test.centres)
+    colours = slot_colours(matches, run.cfg.encoder.n_maps, n_balls=run.cfg.data.n_balls)
+    shown = map_frame_indices(test.n_frames)
+    paths = [
+        draw_curves(run.metrics, run.starts, run.run_dir / "curves.png", batch_size=run.cfg.trainer.batch_size,
+                    objective=run.cfg.objective.name, loss_reduction=run.cfg.trainer.loss_reduction,
+                    title=str(run.run_dir)),
+        draw_maps(run.encoder, test.frames[shown], test.centres[shown], run.run_dir / "maps.png", colours=colours,
+                  title=f"{run.run_dir.name}: maps on test frames {', '.join(map(str, shown))}"),
+    ]
+    gif = write_tracking_gif(test.frames, test.centres, positions, matches, run.run_dir / "tracking.gif",
+                             max_frames=GIF_FRAMES)
+    return paths + [Path(gif["path"])]

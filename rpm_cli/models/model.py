@@ -1,0 +1,33 @@
+"""What a run trains: the encoder plus the prior f_θ (InfoNCE) or a linear head (the supervised baseline)."""
+import torch
+from omegaconf import DictConfig
+
+from rpm_cli.models.build import build_encoder
+from rpm_cli.models.priors import build_prior
+from rpm_cli.objectives import info_nce
+
+
+class Model(torch.nn.Module):
+    def __init__(self, cfg: DictConfig):
+        super().__init__()
+        # Built in this order from one seed, so a run's initial weights follow from its seed alone.
+        self.encoder = build_encoder(cfg)
+        self.supervised = cfg.objective.name == "supervised"
+        dim = self.encoder.latent_dim
+        self.head = torch.nn.Linear(dim, 2 * cfg.data.n_balls) if self.supervised else None
+        self.critic = None if self.supervised else build_prior(cfg.prior, dim=dim, scale=cfg.data.image_size)
+        self.reduction = cfg.trainer.loss_reduction
+        self.image_size = cfg.data.image_size
+
+    def loss(self, frames: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """frames (2B, 3, H, W) uint8: B base frames then their B next frames; centres (2B, n_balls, 2) px."""
+        z = self.encoder(frames)
+        if self.supervised:
+            target = centres.reshape(len(centres), -1) / self.image_size
+            return torch.nn.functional.mse_loss(self.head(z), target, reduction=self.reduction)
+        base, nxt = z.chunk(2)
+        return info_nce(self.critic(base, nxt), reduction=self.reduction)
+
+    def summary(self) -> dict:
+        """The prior's learned parameters in readable units (empty for the supervised baseline)."""
+        return self.critic.summary() if self.critic is not None else {}

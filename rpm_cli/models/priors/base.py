@@ -1,0 +1,97 @@
+"""The f_θ interface every prior implements, plus the checks their constructors share.
+
+A prior scores every (z_i, z'_j) pair of a batch: `log_f(z, z_next)` returns the (B, B') matrix of
+log f_θ(z_i, z'_j) that InfoNCE (Eq. 6) takes, row i's positive being column i. Latents z are centres of
+mass in units of the image size; hyper-parameters arrive in pixels and `scale` (the image size in pixels)
+converts them, so configs stay readable and do not change when the image size does.
+"""
+import abc
+import math
+import numbers
+
+import torch
+from torch import nn
+
+from rpm_cli.errors import UserError
+
+
+def require(key: str, value, ok: bool, rule: str) -> None:
+    """One-line UserError naming the config key, so a bad hyper-parameter never surfaces as a traceback."""
+    if not ok:
+        raise UserError(f"prior.{key} must be {rule} (got {value!r})")
+
+
+def _is_real(value) -> bool:
+    # bool is an int subclass; `learn_lengthscale: 1` or `lengthscale: true` are typos, not numbers.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive(key: str, value) -> float:
+    require(key, value, _is_real(value) and math.isfinite(value) and value > 0, "a finite number > 0")
+    return float(value)
+
+
+def non_negative(key: str, value) -> float:
+    require(key, value, _is_real(value) and math.isfinite(value) and value >= 0, "a finite number >= 0")
+    return float(value)
+
+
+def at_least(key: str, value, low: float) -> float:
+    require(key, value, _is_real(value) and math.isfinite(value) and value >= low, f"a finite number >= {low:g}")
+    return float(value)
+
+
+def count(key: str, value, low: int = 1) -> int:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+    require(key, value, ok, f"an integer >= {low}")
+    return int(value)
+
+
+def flag(key: str, value) -> bool:
+    require(key, value, isinstance(value, bool), "true or false")
+    return value
+
+
+def one_of(key: str, value, options: tuple) -> str:
+    require(key, value, isinstance(value, str) and value in options, "one of " + ", ".join(options))
+    return value
+
+
+def log_length(key: str, pixels, scale: float) -> float:
+    """log(θ / scale): a length given in pixels, as the log of latent units (subtracting logs cannot overflow)."""
+    return math.log(positive(key, pixels)) - math.log(scale)
+
+
+def log_parameter(value: float, learn: bool) -> nn.Parameter:
+    """A positive quantity stored as its log so gradient steps cannot make it <= 0; `learn=False` freezes it."""
+    return nn.Parameter(torch.tensor(value), requires_grad=learn)
+
+
+def pairwise_diff(z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+    """(B, B', dim) of z'_j - z_i. Explicit differences rather than ‖a‖² + ‖b‖² - 2ab: exact at z = z'
+    (no cancellation, so no negative squared distances) and dim is tiny, so the memory does not matter."""
+    return z_next[None, :, :] - z[:, None, :]
+
+
+class Prior(nn.Module, abc.ABC):
+    """f_θ of Eq. 21 / Sec. 3.2: log f_θ(z, z') for every pair of a batch of anchors and next frames."""
+
+    #: The config's `name`, used to map old configs (no `_target_`) to the class.
+    name: str = ""
+
+    def __init__(self, dim: int, scale: float):
+        super().__init__()
+        self.dim = count("dim", dim)
+        self.scale = positive("scale", scale)
+
+    @abc.abstractmethod
+    def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+        """(B, dim), (B', dim) -> (B, B') matrix of log f_θ(z_i, z'_j)."""
+
+    def forward(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+        # A method, not `forward = log_f`: the alias would bind this abstract log_f, not the subclass's.
+        return self.log_f(z, z_next)
+
+    @abc.abstractmethod
+    def summary(self) -> dict[str, float]:
+        """Learned parameters in readable units (pixels for lengths), for logs and metrics."""

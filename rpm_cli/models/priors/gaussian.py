@@ -1,0 +1,26 @@
+"""The paper's prior: a Gaussian RBF in latent distance (Eq. 27)."""
+import torch
+
+from rpm_cli.models.priors.base import Prior, flag, log_length, log_parameter, pairwise_diff
+
+
+class GaussianPrior(Prior):
+    """log f_θ(z, z') = -‖z - z'‖² / (2θ²), one scalar lengthscale θ (Eq. 27, Sec. 5).
+
+    With a uniform Q(z') this is a Gaussian conditional P(z' | z): next-frame latents are near this frame's.
+    θ is stored as `log_lengthscale` (latent units) — the name old checkpoints use (`critic.log_lengthscale`).
+    """
+
+    name = "gaussian"
+
+    def __init__(self, dim: int, scale: float, lengthscale: float, learn_lengthscale: bool = True):
+        super().__init__(dim, scale)
+        log_theta = log_length("lengthscale", lengthscale, self.scale)
+        self.log_lengthscale = log_parameter(log_theta, flag("learn_lengthscale", learn_lengthscale))
+
+    def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+        sq_dist = pairwise_diff(z, z_next).pow(2).sum(-1)
+        return -0.5 * sq_dist * torch.exp(-2 * self.log_lengthscale)
+
+    def summary(self) -> dict[str, float]:
+        return {"lengthscale_px": float(self.log_lengthscale.detach().exp()) * self.scale}

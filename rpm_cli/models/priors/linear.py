@@ -1,0 +1,27 @@
+"""The usual InfoNCE critic: a bilinear form, without unit norm (Eq. 8)."""
+import torch
+from torch import nn
+
+from rpm_cli.models.priors.base import Prior, non_negative
+
+
+class LinearPrior(Prior):
+    """log f_θ(z, z') = zᵀ W z' with a learned dim×dim matrix W (Eq. 8). z is used raw, in image-size units, as
+    in the paper's failing baseline (Sec. 5, Eq. 26: it rewards large z'ᵀ(Wᵀz), not z' near z).
+
+    W starts with N(0, init_std²) entries, drawn as `torch.randn(dim, dim) * init_std` like the old
+    LinearCritic so seeded runs keep their initial W; stored as `weight` (old key `critic.weight`).
+    init_std = 0 is allowed (older configs accepted it): W = 0 still gets the gradient z z'ᵀ.
+    """
+
+    name = "linear"
+
+    def __init__(self, dim: int, scale: float, init_std: float = 0.1):
+        super().__init__(dim, scale)
+        self.weight = nn.Parameter(torch.randn(self.dim, self.dim) * non_negative("init_std", init_std))
+
+    def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+        return z @ self.weight @ z_next.T
+
+    def summary(self) -> dict[str, float]:
+        return {"weight_norm": float(self.weight.detach().norm())}

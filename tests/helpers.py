@@ -1,0 +1,29 @@
+"""Shared by the tests: the tiny config, composing it, and running the installed `rpm` as a user does."""
+import os
+import subprocess
+
+from hydra import compose, initialize_config_dir
+
+from rpm_cli import CONFIG_DIR
+
+# Tiny but real: 64x64 frames, 2 balls, 60 frames; every test video renders in milliseconds.
+TINY = [
+    "data.image_size=64", "data.n_balls=2", "data.ball_diameter=12", "data.n_frames=60",
+    "data.val_frames=40", "data.test_frames=40", "trainer.epochs=2", "trainer.batch_size=10",
+    "trainer.progress=false", "trainer.restarts=1",
+]
+
+
+def compose_cfg(overrides=(), config_name="train", tmp_path=None):
+    extra = [f"data.cache_dir={tmp_path / 'cache'}"] if tmp_path is not None else []
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=[*TINY, *extra, *overrides])
+
+
+def run_rpm(args, cwd, check=False, timeout=300, env=None):
+    """The installed `rpm` script in a subprocess, as a user runs it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run(["rpm", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rpm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

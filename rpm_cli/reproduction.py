@@ -41,7 +41,8 @@ def parse_run_dir(path) -> tuple[str, str, int]:
 def find_reproduction_runs(root, preset: str, methods=None) -> dict[str, list[Path]]:
     """{method: [run dirs holding a checkpoint]} under root/preset, in seed order."""
     base = Path(root) / preset
-    methods = methods or sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    if methods is None:
+        methods = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
     found = {}
     for method in methods:
         dirs = sorted((p.parent for p in (base / method).glob("seed-*/checkpoint.pt")),

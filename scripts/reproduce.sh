@@ -1,58 +1,64 @@
 #!/usr/bin/env bash
-# `make reproduce`: train supervised / Gaussian / linear for every seed under the paper and tuned presets,
-# evaluate them, draw Fig. 1 and write $OUT/REPORT.md. Re-running skips finished runs and resumes killed ones.
-#   SEEDS="0 1 2"  PRESETS="tuned paper"  JOBS=2 (parallel runs)  EXTRA="..." (overrides for every run)
+# `make reproduce`: train every method (supervised and every prior in configs/prior/) on the reporting seeds
+# under the tuned recipe, and Fig. 1's three methods under Appendix D's (paper), evaluate them on the
+# validation and test videos, draw Fig. 1 and the priors' P(z'|z), run `rpm theory`, and write
+# $OUT/REPORT.md. The layout and the seeds come from rpm_cli/reproduction.py. Re-running skips finished runs
+# and resumes killed ones.
+#   SEEDS="100 101 102"  PRESETS="tuned paper"  PRIORS="all" (or e.g. "gaussian laplace")  JOBS=2  EXTRA="..."
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-outputs/reproduce}
-SEEDS=${SEEDS:-"0 1 2"}
+SEEDS=${SEEDS:-$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(*s)")}
 PRESETS=${PRESETS:-"tuned paper"}
+PRIORS=${PRIORS:-all}
 JOBS=${JOBS:-2}
 export EXTRA=${EXTRA:-}
 export THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
 mkdir -p "$OUT/logs"
 start=$(date +%s)
 
-run_one() {  # preset method seed
-  local dir="$OUT/$1/$2/seed-$3" log="$OUT/logs/$1-$2-seed-$3.log" method
-  case $2 in
-    gaussian) method="prior=gaussian" ;;
-    linear) method="prior=linear" ;;
-    supervised) method="trainer=supervised" ;;
-  esac
+run_one() {  # preset method seed dir overrides...
+  local preset=$1 method=$2 seed=$3 dir=$4
+  shift 4
+  local log="$OUT/logs/$preset-$method-seed-$seed.log"
   [ -f "$dir/evaluation.json" ] && return 0
   if [ -f "$dir/checkpoint.pt" ]; then  # killed earlier: finish it (a finished run just says so)
-    rpm train resume="$dir" >>"$log" 2>&1 || true
+    rpm train resume="$dir" trainer.progress=false >>"$log" 2>&1 || true
   else
     # shellcheck disable=SC2086
-    rpm train experiment="$1" $method seed="$3" trainer.threads="$THREADS" trainer.progress=false \
-      hydra.run.dir="$dir" $EXTRA >>"$log" 2>&1 || { echo "FAILED training $1 $2 seed $3: see $log" >&2; return 1; }
+    rpm train "$@" seed="$seed" trainer.threads="$THREADS" trainer.progress=false hydra.run.dir="$dir" $EXTRA \
+      >>"$log" 2>&1 || { echo "FAILED training $preset $method seed $seed: see $log" >&2; return 1; }
   fi
-  rpm evaluate run_dir="$dir" >>"$log" 2>&1 || { echo "FAILED evaluating $1 $2 seed $3: see $log" >&2; return 1; }
-  echo "done $1 $2 seed $3"
+  rpm evaluate run_dir="$dir" >>"$log" 2>&1 || { echo "FAILED evaluating $preset $method seed $seed: see $log" >&2; return 1; }
+  echo "done $preset $method seed $seed"
 }
 export -f run_one
 
-train_preset() {  # every method and seed of one preset, JOBS at a time
-  for method in supervised gaussian linear; do for seed in $SEEDS; do
-    echo "$1 $method $seed"
-  done; done | xargs -P "$JOBS" -L 1 bash -c 'run_one "$0" "$1" "$2"'  # exits non-zero if any run failed
+plan() {  # preset methods: one line per run
+  python -m rpm_cli.reproduction "$OUT" --presets "$1" --methods "$2" --seeds "$SEEDS"
 }
+train_plan() {  # the runs on stdin, JOBS at a time; exits non-zero if any run failed
+  xargs -P "$JOBS" -L 1 bash -c 'run_one "$@"' _
+}
+fig1_methods=$(python -c "from rpm_cli.reproduction import FIG1_METHODS as m; print(*m)")
+all_methods=$(python -c "from rpm_cli.reproduction import all_methods as m; print(*m())")
+[ "$PRIORS" = all ] && tuned_methods=$all_methods || tuned_methods="$fig1_methods $PRIORS"
+tuned_extra=$(for m in $tuned_methods; do echo "$fig1_methods" | grep -qw "$m" || echo "$m"; done | sort -u | xargs)
 
-reused=0  # runs finished by an earlier `make reproduce`: the wall time below does not include them
-for preset in $PRESETS; do for method in supervised gaussian linear; do for seed in $SEEDS; do
-  [ -f "$OUT/$preset/$method/seed-$seed/evaluation.json" ] && reused=$((reused + 1))
-done; done; done
+reused=$(for p in $PRESETS; do plan "$p" "$all_methods"; done | awk '{print $4}' |
+  while read -r d; do [ -f "$d/evaluation.json" ] && echo; done | wc -l)
 
-# Fig. 1 shows the tuned preset: train it first and draw the figure as soon as its runs are done.
+# Fig. 1 shows the tuned preset: its three methods go first, and the figure is drawn as soon as they are done.
 figure_preset=$(echo " $PRESETS " | grep -q " tuned " && echo tuned || echo "${PRESETS%% *}")
-train_preset "$figure_preset"
+plan "$figure_preset" "$fig1_methods" | train_plan
 rpm figures reproduce_dir="$OUT" preset="$figure_preset" hydra.run.dir="$OUT/figures"
 figure_seconds=$(( $(date +%s) - start ))
 echo "Fig. 1 ($figure_preset preset): $OUT/figures/fig1.png after $(( figure_seconds / 60 )) min"
+[ "$figure_preset" = tuned ] && [ -n "$tuned_extra" ] && plan tuned "$tuned_extra" | train_plan
 for preset in $PRESETS; do
-  [ "$preset" = "$figure_preset" ] || train_preset "$preset"
+  [ "$preset" = "$figure_preset" ] || plan "$preset" "$fig1_methods" | train_plan
 done
-python -m rpm_cli.report "$OUT" --wall-seconds $(( $(date +%s) - start )) --figure-seconds "$figure_seconds" \
-  --jobs "$JOBS" --reused "$reused"
+rpm figures reproduce_dir="$OUT" preset="$figure_preset" hydra.run.dir="$OUT/figures" >/dev/null  # + priors.png
+rpm theory hydra.run.dir="$OUT/theory" >"$OUT/logs/theory.log" 2>&1 || { echo "FAILED rpm theory: see $OUT/logs/theory.log" >&2; exit 1; }
+rpm report "$OUT" --wall-seconds $(( $(date +%s) - start )) --figure-seconds "$figure_seconds" --jobs "$JOBS" --reused "$reused"
 echo "report: $OUT/REPORT.md"

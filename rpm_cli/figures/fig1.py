@@ -156,6 +156,27 @@ def build_figures(runs: dict[str, list[Path]], base_frame: int) -> dict:
     return figures
 
 
+def priors_figure(runs: dict[str, list[Path]], base_frame: int):
+    """One P(z'|z) panel (as Fig. 1D) per prior, from each prior's first seed; None with fewer than 3 priors."""
+    priors = [m for m in runs if m != "supervised"]
+    if len(priors) < 3:
+        return None
+    columns = 4
+    rows = -(-len(priors) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.4 * rows), squeeze=False)
+    for ax, prior in zip(axes.flat, priors):
+        draw_p_next(ax, load_run(runs[prior][0]), base_frame, "", prior)
+    for ax in list(axes.flat)[len(priors):]:
+        ax.set_axis_off()
+    fig.suptitle("P(z'|z) for the coral ball's next position, one panel per prior (test video)")
+    return fig
+
+
 def figure1(cfg, out_dir) -> list[Path]:
-    figures = build_figures(find_runs(cfg), cfg.base_frame)
+    runs = find_runs(cfg)
+    figures = build_figures(runs, cfg.base_frame)
+    if not any(cfg.get(f"{m}_run") for m in FIG1_METHODS):
+        every_prior = find_reproduction_runs(cfg.reproduce_dir, cfg.preset)
+        if (fig := priors_figure(every_prior, cfg.base_frame)) is not None:
+            figures["priors"] = fig
     return [path for name, fig in figures.items() for path in save_figure(fig, Path(out_dir) / name)]

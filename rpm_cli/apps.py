@@ -13,7 +13,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rpm_cli import CONFIG_DIR
-from rpm_cli import config as _config  # noqa: F401  (registers the resolvers the configs use)
 from rpm_cli.errors import UserError, reported
 
 log = logging.getLogger("rpm")
@@ -47,8 +46,10 @@ def train_main(cfg: DictConfig) -> float:
             if cfg.resume:
                 cfg = config_for_resume(cfg.resume, list(hydra_cfg.overrides.task))
             metrics = train(cfg, run_dir)
-        except BaseException:
-            if not cfg.resume:
+        except BaseException as exc:
+            from rpm_cli.runs import RunDirBusy
+
+            if not cfg.resume and not isinstance(exc, RunDirBusy):
                 discard_if_empty(run_dir)
             raise
         if hydra_cfg.mode == RunMode.RUN:

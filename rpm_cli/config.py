@@ -164,6 +164,9 @@ def validate_train(cfg: DictConfig) -> None:
                         f"got prior {cfg.prior.get('name')!r}")
     if not supervised and cfg.get("prior") is None:
         raise UserError("prior must be set with objective=infonce (e.g. prior=gaussian)")
+    from rpm_cli.loggers import check_available
+
+    check_available(cfg.logger.name)
     if not supervised:
         from rpm_cli.models.priors import build_prior
 

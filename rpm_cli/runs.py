@@ -6,8 +6,11 @@ A run dir is Hydra's output dir for one `rpm train` job: `.hydra/` (Hydra's reco
 line per epoch), `starts.json` (with trainer.restarts > 1), `evaluation.json` (after `rpm evaluate`) and the
 pictures `rpm evaluate` draws. `outputs/train/latest` links the newest single run.
 """
+import contextlib
 import copy
+import fcntl
 import json
+import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -29,6 +32,35 @@ DEFAULT_VAL = {"val_seed": 2000, "val_frames": 300}
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
 TRAIN_ROOT = Path("outputs/train")
 LATEST = TRAIN_ROOT / "latest"
+
+
+LOCK = ".rpm.lock"
+
+
+class RunDirBusy(UserError):
+    """Another process trains in this run dir: nothing of it may be touched."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold the run dir for one `rpm train` at a time: a second process (a second resume of the same dir)
+    is refused at once instead of interleaving checkpoints. The OS drops the lock when a process dies."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"cannot create or write the run dir {run_dir}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirBusy(f"run dir {run_dir} is in use by another rpm train (it holds {LOCK}); wait for it to end") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def save_checkpoint(run_dir, state: dict) -> None:

@@ -15,11 +15,12 @@ from rpm_cli.atomic import append_line, write_json, write_text
 from rpm_cli.config import validate_train
 from rpm_cli.data.balls import load_video
 from rpm_cli.errors import TrainingDiverged
+from rpm_cli.loggers import build_logger
 from rpm_cli.models.build import pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.objectives import info_nce_estimate, negatives
 from rpm_cli.resume import state_to_continue
-from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, save_checkpoint
+from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, run_lock, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -90,7 +91,7 @@ class Trainer:
         self.n_pairs = video.n_frames - 1
         self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
 
-    def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int) -> dict:
+    def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int, logger=None) -> dict:
         """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
         t_cfg, batch = self.cfg.trainer, self.cfg.trainer.batch_size
         model.train()
@@ -110,6 +111,8 @@ class Trainer:
                 raise TrainingDiverged(f"a parameter became non-finite at epoch {epoch + 1}, step {step + 1}; "
                                        + _kept(self.run_dir, epochs_kept))
             losses.append(loss.item())
+            if logger is not None:
+                logger.log_step(epoch * self.steps_per_epoch + step + 1, {"loss": losses[-1], **model.summary()})
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", **{
                 k: f"{v:.3g}" for k, v in model.summary().items()})
@@ -161,6 +164,11 @@ def train(cfg: DictConfig, run_dir) -> dict:
     """
     run_dir = Path(run_dir)
     validate_train(cfg)  # the one validation: apps call this function and nothing else
+    with run_lock(run_dir):
+        return _train(cfg, run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> dict:
     state = state_to_continue(cfg, run_dir)
     t_cfg = cfg.trainer
     if t_cfg.threads:
@@ -169,6 +177,7 @@ def train(cfg: DictConfig, run_dir) -> dict:
     trainer = Trainer(cfg, run_dir, device)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("resume", None)  # the checkpoint holds the run's config, not how this invocation began
+    logger = build_logger(cfg.logger.name, run_dir, resolved)
     restarts = t_cfg.get("restarts", 1)  # runs from before restarts existed have no such key
     selecting = restarts > 1 and (state is None or state["epoch"] == 0)
     select_epochs = t_cfg.restart_epochs if restarts > 1 else 0
@@ -193,9 +202,11 @@ def train(cfg: DictConfig, run_dir) -> dict:
     kept = {"starts": state.get("starts", []), "best_start": state.get("best_start", 0)} if state else {}
     metrics = state["metrics"] if state else {}
     for epoch in range(first_epoch, t_cfg.epochs):
-        metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch)
+        metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)
         append_line(run_dir / METRICS, json.dumps(metrics))
+        logger.log_epoch(epoch + 1, metrics, model.encoder, trainer.frames[0])
         save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
                                   **kept, "metrics": metrics, **_training_state(model, optimizer, sampler)})
     bar.close()
+    logger.close()
     return metrics

@@ -102,3 +102,16 @@ def test_cumulative_batchnorm_calibration_matches_the_dense_pass():
     calibrate_batchnorm(fast, frames.numpy(), batch_size=4)
     calibrate_batchnorm(dense, frames.numpy(), batch_size=4)
     _assert_same_buffers(fast, dense)
+
+
+def test_eval_mode_background_skipping_equals_the_dense_pass():
+    """`rpm evaluate` encodes in eval mode (running statistics) through the same fast pass."""
+    video = load_video({"n_frames": 6, "image_size": 256, "n_balls": 3, "ball_diameter": 32, "step": 32,
+                        "heading_noise_deg": 2.0, "seed": 4, "cache_dir": None}, seed=4, n_frames=6)
+    frames = torch.from_numpy(video.frames)
+    fast, dense = _sparse_and_dense()
+    fast(frames), dense(frames)  # running statistics away from their initial values
+    fast.eval(), dense.eval()
+    with torch.no_grad():
+        assert torch.allclose(fast(frames), dense(frames), rtol=1e-5, atol=1e-6)
+    _assert_same_buffers(fast, dense)  # eval mode leaves them alone

@@ -57,6 +57,6 @@ class CentreOfMassEncoder(nn.Module):
         return torch.sigmoid(self.bn2(self.conv2(x)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.training and self.skip_background and sparse.applies(self, frames):
+        if self.skip_background and sparse.applies(self, frames):
             return centre_from_marginals(*sparse.feature_marginals(self, frames))
         return centre_of_mass(self.feature_maps(frames))

@@ -89,8 +89,11 @@ def _batch_norm_stats(bn, frames: int, background: Background, ty, tx, tiles) ->
     """Training-mode BatchNorm statistics of `frames` frames equal to `background` except at the active
     tiles (ty, tx), which hold `tiles` (n, C, TILE, TILE).
 
-    Returns (mean, scale) per channel and updates the running statistics as nn.BatchNorm2d does.
+    Returns (mean, scale) per channel and updates the running statistics as nn.BatchNorm2d does. In eval mode
+    BatchNorm normalises with its running statistics, which need no pass over the pixels.
     """
+    if not bn.training:
+        return bn.running_mean, torch.rsqrt(bn.running_var + bn.eps) * bn.weight
     background_pixels = frames * background.pixel_counts() - background.tile_counts(ty, tx)
 
     def total(f):
@@ -135,7 +138,8 @@ def _marginal(background, tile_sums, frame, tile, n_frames: int) -> torch.Tensor
 
 
 def feature_marginals(encoder, frames: torch.Tensor) -> tuple:
-    """uint8 (B, 3, H, W) frames -> the maps' column and row mass, (B, M, W) and (B, M, H), in training mode."""
+    """uint8 (B, 3, H, W) frames -> the maps' column and row mass, (B, M, W) and (B, M, H), in training or eval
+    mode."""
     n_frames, _, h, w = frames.shape
     b, ty, tx = _active_tiles(frames)
     x = _windows(F.pad(frames, (HALO,) * 4), TILE + 2 * HALO, b, ty, tx).to(torch.float32).div_(255.0)

@@ -65,8 +65,9 @@ BOOLEAN = Domain(lambda c: "true or false", lambda v, c: isinstance(v, bool))
 SEED = integer(0, MAX_SEED)
 
 
-def _pairs(c) -> int:
-    return c.data.n_frames - 1
+def _now(c, key: str, expression=lambda v: v) -> str:
+    """` (value)` of a key a rule depends on, for an error message; nothing for the README (c is None)."""
+    return "" if c is None else f" ({expression(OmegaConf.select(c, key))})"
 
 
 DOMAINS: dict[str, Domain] = {
@@ -81,16 +82,16 @@ DOMAINS: dict[str, Domain] = {
     "data.n_frames": integer(3, MAX_FRAMES),
     "data.val_frames": integer(3, MAX_FRAMES),
     "data.test_frames": integer(3, MAX_FRAMES),
-    "data.ball_diameter": Domain(lambda c: f"a number > 0 and < data.image_size ({c.data.image_size})",
+    "data.ball_diameter": Domain(lambda c: "a number > 0 and < data.image_size" + _now(c, "data.image_size"),
                                  lambda v, c: _is_num(v) and 0 < v < c.data.image_size),
-    "data.step": Domain(lambda c: f"a number > 0 and <= data.image_size ({c.data.image_size}) (pixels per frame)",
-                        lambda v, c: _is_num(v) and 0 < v <= c.data.image_size),
+    "data.step": Domain(lambda c: "a number > 0 and <= data.image_size" + _now(c, "data.image_size")
+                        + " (pixels per frame)", lambda v, c: _is_num(v) and 0 < v <= c.data.image_size),
     "data.heading_noise_deg": number(0, 180),
     "data.seed": SEED,
     "data.val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
                             lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
-    "data.test_seed": Domain(lambda c: f"an integer from 0 to 2**32 - 1, different from data.seed ({c.data.seed}), "
-                                       "so the test video is held out",
+    "data.test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
+                                       + _now(c, "data.seed") + ", so the test video is held out",
                              lambda v, c: SEED.ok(v, c) and v != c.data.seed),
     "data.cache_dir": Domain(lambda c: "a directory path or null", lambda v, c: v is None or isinstance(v, str)),
     "encoder.name": one_of("com_cnn"),
@@ -105,10 +106,12 @@ DOMAINS: dict[str, Domain] = {
     "trainer.epochs": integer(1, 100_000),
     "trainer.restarts": integer(1, 1000, " (1 = a single start)"),
     "trainer.restart_epochs": Domain(
-        lambda c: f"an integer from 1 to trainer.epochs - 1 ({c.trainer.epochs - 1}) when trainer.restarts > 1",
+        lambda c: "an integer from 1 to trainer.epochs - 1" + _now(c, "trainer.epochs", lambda v: v - 1)
+        + " when trainer.restarts > 1",
         lambda v, c: _is_int(v) and (c.trainer.restarts == 1 or 1 <= v <= c.trainer.epochs - 1)),
-    "trainer.batch_size": Domain(lambda c: f"an integer from 2 to the number of pairs ({_pairs(c)} = data.n_frames - 1)",
-                                 lambda v, c: _is_int(v) and 2 <= v <= _pairs(c)),
+    "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of pairs, data.n_frames - 1"
+                                 + _now(c, "data.n_frames", lambda v: v - 1),
+                                 lambda v, c: _is_int(v) and 2 <= v <= c.data.n_frames - 1),
     "trainer.loss_reduction": one_of("mean", "sum"),
     "trainer.device": one_of("auto", "cpu", "cuda"),
     "trainer.threads": integer(0, 1024, " (0 = torch's default)"),
@@ -201,3 +204,11 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def domain_table() -> str:
+    """The README's list of `rpm train` keys and their domains, made from DOMAINS (tests keep the two equal)."""
+    lines = ["| key | allowed values |", "|---|---|"]
+    lines += [f"| `{key}` | {domain.describe(None)} |" for key, domain in DOMAINS.items()]
+    return "\n".join(lines)
+

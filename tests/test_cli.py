@@ -83,7 +83,7 @@ BAD_TRAIN = [
     (["trainer.restarts=3", "trainer.restart_epochs=2"],
      "trainer.restart_epochs must be an integer from 1 to trainer.epochs - 1 (1) when trainer.restarts > 1"),
     (["trainer.batch_size=1"], "trainer.batch_size must be an integer from 2"),
-    (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of pairs (59"),
+    (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of pairs, data.n_frames - 1 (59)"),
     (["trainer.optimizer=rmsprop"], "trainer.optimizer must be one of: sgd, adam"),
     (["trainer.loss_reduction=median"], "trainer.loss_reduction must be one of: mean, sum"),
     (["trainer.device=tpu"], "trainer.device must be one of: auto, cpu, cuda"),

@@ -58,8 +58,12 @@ def one_of(key: str, value, options: tuple) -> str:
 
 
 def log_length(key: str, pixels, scale: float) -> float:
-    """log(θ / scale): a length given in pixels, as the log of latent units (subtracting logs cannot overflow)."""
-    return math.log(positive(key, pixels)) - math.log(scale)
+    """log(θ / scale): a length given in pixels, as the log of latent units (the ratio is finite for finite
+    positive pixels and a scale >= 16, and is what runs before the prior family computed)."""
+    ratio = positive(key, pixels) / scale
+    if not 0 < ratio < math.inf:  # a subnormal length underflows
+        raise UserError(f"prior.{key} must be a length in pixels between 1e-300 and 1e300 (got {pixels!r})")
+    return math.log(ratio)
 
 
 def log_parameter(value: float, learn: bool) -> nn.Parameter:

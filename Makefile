@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-sweep test test-slow bench reproduce clean
+.PHONY: install install-sweep install-all test test-slow bench reproduce ablations theory clean
 
 install:  ## torch 2.13.0 unless a torch is already installed, then the package (editable) with its test tools
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
@@ -11,17 +11,27 @@ install:  ## torch 2.13.0 unless a torch is already installed, then the package 
 install-sweep: install  ## optional Hydra plugins: joblib and submitit launchers, optuna sweeper
 	$(PIP) install -e ".[test,sweep]"
 
+install-all: install  ## every optional extra (sweep plugins, TensorBoard), as CI runs
+	$(PIP) install -e ".[test,sweep,tensorboard]"
+
 test:  ## the default suite (tiny configs), a few minutes on 2 cores
 	$(PYTHON) -m pytest -q
 
-test-slow:  ## the slow tests too (multi-process launchers, kill-and-resume)
+test-slow:  ## the slow tests too (multi-process launchers, fuzzed command lines)
 	$(PYTHON) -m pytest -q -m ""
 
 bench:  ## training-step, video, evaluation speed and peak memory at the paper size
 	$(PYTHON) scripts/bench.py
 
-reproduce:  ## Fig. 1 and outputs/reproduce/REPORT.md from scratch
+reproduce:  ## every prior on the reporting seeds, Fig. 1, rpm theory and outputs/reproduce/REPORT.md from scratch
 	bash scripts/reproduce.sh
 
+ablations:  ## recipe ablations, beyond-the-setting, lengthscale sweep, open choices (long); then `rpm report`
+	bash scripts/ablations.sh
+	rpm report outputs/reproduce
+
+theory:  ## the paper's identities on a closed-form model (~15 s)
+	rpm theory
+
 clean:
-	rm -rf outputs/train outputs/evaluate outputs/figures outputs/cache
+	rm -rf outputs/train outputs/evaluate outputs/figures outputs/theory outputs/cache

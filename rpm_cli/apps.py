@@ -5,6 +5,7 @@ Each is a thin @hydra.main around a plain function that the tests call directly.
 import logging
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import hydra
@@ -18,37 +19,58 @@ from rpm_cli.errors import UserError, reported
 log = logging.getLogger("rpm")
 
 
+# What a run that never reached a checkpoint can have written into its dir (Hydra's record and log, rpm's files).
+RUN_LITTER = (".hydra", ".hydra-resume", "train.log", ".rpm.lock", "metrics.jsonl", "starts.json", "tensorboard")
+
+
 def discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first checkpoint leaves no directory behind, nor the empty date dirs
-    Hydra made above it."""
-    if run_dir.is_dir() and not (run_dir / "checkpoint.pt").exists():
-        logging.shutdown()
-        shutil.rmtree(run_dir, ignore_errors=True)
-        stop = Path.cwd().resolve()
-        for parent in run_dir.resolve().parents:
-            if parent == stop or stop not in parent.parents:
-                break
-            try:
-                parent.rmdir()  # only when empty
-            except OSError:
-                break
+    Hydra made above it. Only what rpm and Hydra write is removed, and a dir only when that leaves it empty,
+    so `hydra.run.dir=.` or a dir holding other work is never wiped."""
+    if not run_dir.is_dir() or (run_dir / "checkpoint.pt").exists():
+        return
+    logging.shutdown()
+    for name in RUN_LITTER:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    stop = Path.cwd().resolve()
+    for directory in [run_dir.resolve(), *run_dir.resolve().parents]:
+        if directory == stop or stop not in directory.parents:
+            break
+        try:
+            directory.rmdir()  # only when empty
+        except OSError:
+            break
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def train_main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with reported(debug=bool(cfg.get("debug"))):
-        from rpm_cli.resume import config_for_resume
+        from rpm_cli.errors import TrainingDiverged
+        from rpm_cli.resume import config_for_resume, sweep_job_again
+        from rpm_cli.runs import CHECKPOINT, RunDirBusy
         from rpm_cli.train import train
 
+        metrics = None
         try:
             if cfg.resume:
                 cfg = config_for_resume(cfg.resume, list(hydra_cfg.overrides.task))
-            metrics = train(cfg, run_dir)
+            elif multirun and (run_dir / CHECKPOINT).exists():  # the sweep was started again
+                cfg, metrics = sweep_job_again(cfg, run_dir)
+            if metrics is None:
+                metrics = train(cfg, run_dir)
+        except TrainingDiverged as exc:
+            if not multirun:
+                raise
+            print(f"error: {exc}", file=sys.stderr)  # one job diverged: the sweep goes on, this point scores inf
+            return float("inf")
         except BaseException as exc:
-            from rpm_cli.runs import RunDirBusy
-
             if not cfg.resume and not isinstance(exc, RunDirBusy):
                 discard_if_empty(run_dir)
             raise

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         return _error(f"unknown command '{command}'; allowed: {', '.join(COMMANDS)}")
     target, config_name, _, fast_allocator = COMMANDS[command]
+    modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "-sc", "--shell-completion")]
+    if len({m.lstrip("-")[:1] for m in modes}) > 1:
+        return _error(f"only one of -m/--multirun, --cfg, --info, --shell-completion at a time (got {' '.join(modes)})")
     if config_name is not None and not any(a in ("-h", "--help", "--hydra-help") for a in rest):
         from rpm_cli import overrides
 

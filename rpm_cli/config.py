@@ -21,8 +21,8 @@ MAX_FRAMES = 1_000_000
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 # Keys that do not change a run's numbers: never part of a sweep dir's name or a sweep plot's axis, and the
 # only ones `resume=` accepts besides trainer.epochs.
-RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "trainer.progress", "trainer.threads",
-                "trainer.device")
+RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "max_memory_gb", "logger", "data.cache_dir",
+                "trainer.progress", "trainer.threads", "trainer.device")
 
 
 def _is_int(v) -> bool:
@@ -87,18 +87,22 @@ DOMAINS: dict[str, Domain] = {
     "data.step": Domain(lambda c: "a number > 0 and <= data.image_size" + _now(c, "data.image_size")
                         + " (pixels per frame)", lambda v, c: _is_num(v) and 0 < v <= c.data.image_size),
     "data.heading_noise_deg": number(0, 180),
+    "data.background": one_of("black", "white"),
+    "data.antialias": BOOLEAN,
     "data.seed": SEED,
     "data.val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
                             lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
     "data.test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
                                        + _now(c, "data.seed") + ", so the test video is held out",
                              lambda v, c: SEED.ok(v, c) and v != c.data.seed),
-    "data.cache_dir": Domain(lambda c: "a directory path or null", lambda v, c: v is None or isinstance(v, str)),
+    "data.cache_dir": Domain(lambda c: "a directory path or null (no cache)",
+                             lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
     "encoder.name": one_of("com_cnn"),
     "encoder.hidden_channels": integer(1, 256),
     "encoder.n_maps": integer(1, MAX_BALLS),
     "encoder.map_bias_init": number(-50, 50),
     "encoder.skip_background": BOOLEAN,
+    "encoder.latent_units": one_of("image", "pixels", "signed"),
     "objective.name": one_of("infonce", "supervised"),
     "trainer.optimizer": one_of("sgd", "adam"),
     "trainer.lr": number(0, 10, lo_open=True),
@@ -106,13 +110,14 @@ DOMAINS: dict[str, Domain] = {
     "trainer.epochs": integer(1, 100_000),
     "trainer.restarts": integer(1, 1000, " (1 = a single start)"),
     "trainer.restart_epochs": Domain(
-        lambda c: "an integer from 1 to trainer.epochs - 1" + _now(c, "trainer.epochs", lambda v: v - 1)
+        lambda c: "an integer from 1 to 100000, and to trainer.epochs - 1" + _now(c, "trainer.epochs", lambda v: v - 1)
         + " when trainer.restarts > 1",
-        lambda v, c: _is_int(v) and (c.trainer.restarts == 1 or 1 <= v <= c.trainer.epochs - 1)),
+        lambda v, c: _is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
     "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of pairs, data.n_frames - 1"
                                  + _now(c, "data.n_frames", lambda v: v - 1),
                                  lambda v, c: _is_int(v) and 2 <= v <= c.data.n_frames - 1),
     "trainer.loss_reduction": one_of("mean", "sum"),
+    "trainer.batchnorm_batch": one_of("joint", "separate"),
     "trainer.device": one_of("auto", "cpu", "cuda"),
     "trainer.threads": integer(0, 1024, " (0 = torch's default)"),
     "trainer.progress": BOOLEAN,

@@ -49,7 +49,7 @@ def readout_scores(z_train, train: Video, z_held, held: Video) -> dict:
 
 
 @torch.no_grad()
-def prior_scores(critic, z_held_px: np.ndarray, image_size: int, batch_size: int) -> dict:
+def prior_scores(model, z_held_px: np.ndarray, image_size: int, batch_size: int) -> dict:
     """I_N and retrieval of the true next frame on a held-out video's consecutive pairs (z in pixels).
 
     Anchors are frames 0..P-1, candidates their next frames 1..P. Candidate i - 1 is frame i itself (the
@@ -58,17 +58,17 @@ def prior_scores(critic, z_held_px: np.ndarray, image_size: int, batch_size: int
     """
     z = torch.from_numpy(z_held_px / image_size)
     base, nxt = z[:-1], z[1:]
-    log_f = critic(base.to(_dtype(critic)), nxt.to(_dtype(critic))).double()
+    dtype = _dtype(model.critic)
+    log_f = model.critic_logits(base.to(dtype), nxt.to(dtype)).double()
     pairs = len(base)
+    batch_size = min(batch_size, pairs)  # a held-out video shorter than a training batch: one batch of all pairs
     order = torch.randperm(pairs, generator=torch.Generator().manual_seed(0))
     blocks = [order[i:i + batch_size] for i in range(0, pairs - batch_size + 1, batch_size)]
     batch_estimates = [info_nce_estimate_full(log_f[b][:, b]) for b in blocks]
-    true = log_f.diagonal()
-    rank = (log_f > true[:, None]).sum(1) + 1
-    self_index = torch.arange(pairs) - 1  # candidate j = i - 1 holds frame i
+    true = log_f.diagonal()[:, None]
     no_self = log_f.clone()
-    no_self[torch.arange(1, pairs), self_index[1:]] = -math.inf
-    rank_no_self = (no_self > true[:, None]).sum(1) + 1
+    no_self[torch.arange(1, pairs), torch.arange(pairs - 1)] = -math.inf  # candidate j = i - 1 holds frame i
+    rank, rank_no_self = _worst_rank(log_f, true), _worst_rank(no_self, true)
     return {
         "infonce_estimate_batch": float(np.mean(batch_estimates)), "negatives_batch": negatives(batch_size),
         "infonce_estimate_all": info_nce_estimate_full(log_f), "negatives_all": negatives(pairs),
@@ -77,6 +77,11 @@ def prior_scores(critic, z_held_px: np.ndarray, image_size: int, batch_size: int
         "retrieval_mrr_without_base": float((1.0 / rank_no_self).mean()),
         "retrieval_candidates": pairs,
     }
+
+
+def _worst_rank(scores: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """The true candidate's rank, ties counted against it: a prior that scores all alike earns no credit."""
+    return (scores > true).sum(1) + (scores == true).sum(1)
 
 
 def _dtype(module) -> torch.dtype:
@@ -133,7 +138,7 @@ def evaluate_run(run_dir, batch_size: int = 100, force: bool = False, pictures: 
         scores["random_init"] = readout_scores(z_random_train, train, encode(random_encoder, held.frames) * size, held)
         scores["chance"] = chance_metrics(train.centres, held.centres)
         if run.critic is not None:
-            scores.update(prior_scores(run.critic, run.latents_px(role), size, run.cfg.trainer.batch_size))
+            scores.update(prior_scores(run.model, run.latents_px(role), size, run.cfg.trainer.batch_size))
         result[role] = scores
     result["motion_lengthscale_px"] = motion_lengthscale_px(train.centres)
     write_json(out, result)

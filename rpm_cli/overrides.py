@@ -5,6 +5,7 @@ directories; rpm's rule is one line, exit code 2, before anything happens. `+key
 `++key=value` (add or change) still add keys a user means to add; `hydra.*` and `hydra/...` are Hydra's own.
 """
 import difflib
+import itertools
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -13,34 +14,44 @@ from rpm_cli import CONFIG_DIR
 
 # Hydra's flags that take a value: skipped with their value.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-               "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+               "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc"}
+INFO_FLAGS = {"--info", "-i"}  # an optional value, one of INFO_CHOICES
+INFO_CHOICES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+MAX_COMBINATIONS = 64  # swept group options composed to check a multirun's keys against each
 _MISSING = object()
 
 
+def extra_config_dirs(args: list[str]) -> list[Path]:
+    """Config dirs added with --config-dir/-cd (a user's own priors, say), searched besides rpm's."""
+    dirs = [Path(args[i + 1]) for i, a in enumerate(args[:-1]) if a in ("--config-dir", "-cd")]
+    return dirs + [Path(a.split("=", 1)[1]) for a in args if a.startswith(("--config-dir=", "-cd="))]
+
+
 def override_args(args: list[str]) -> list[str]:
-    """The `key=value` overrides among argv, without Hydra's flags."""
+    """The `key=value` overrides among argv, without Hydra's flags and their values."""
     out, skip = [], False
-    for arg in args:
+    for i, arg in enumerate(args):
         if skip:
             skip = False
         elif arg.startswith("-"):
-            skip = arg in VALUE_FLAGS and arg not in ("--info", "-i")
+            skip = arg in VALUE_FLAGS or (arg in INFO_FLAGS and i + 1 < len(args) and args[i + 1] in INFO_CHOICES)
         else:
             out.append(arg)
     return out
 
 
-def groups() -> set[str]:
-    return {p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and p.name != "hydra" and not p.name.startswith("_")}
+def groups(extra=()) -> set[str]:
+    return {p.name for d in (Path(CONFIG_DIR), *extra) if d.is_dir() for p in d.iterdir()
+            if p.is_dir() and p.name != "hydra" and not p.name.startswith("_")}
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+def options(group: str, extra=()) -> list[str]:
+    return sorted({p.stem for d in (Path(CONFIG_DIR), *extra) for p in (d / group).glob("*.yaml")})
 
 
 def leaf_keys(cfg, prefix="") -> list[str]:
     keys = []
-    for key, value in cfg.items_ex(resolve=False) if hasattr(cfg, "items_ex") else cfg.items():
+    for key, value in cfg.items_ex(resolve=False):
         path = f"{prefix}{key}"
         keys.append(path)
         if OmegaConf.is_dict(value):
@@ -50,44 +61,63 @@ def leaf_keys(cfg, prefix="") -> list[str]:
 
 def check(config_name: str, args: list[str]) -> str | None:
     """None when every override names a known group option or key; else the one-line error."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    import rpm_cli.config  # noqa: F401  (registers the resolvers the configs use)
-
     try:
-        parsed = OverridesParser.create().parse_overrides(override_args(args))
+        return _check(config_name, args)
     except HydraException as exc:
-        return f"cannot parse the overrides: {str(exc).splitlines()[0]}"
-    known_groups = groups()
-    chosen, keys = [], []
+        return f"cannot read the overrides: {str(exc).strip().splitlines()[0]}"
+
+
+def _check(config_name: str, args: list[str]) -> str | None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    parsed = OverridesParser.create().parse_overrides(override_args(args))
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    extra = extra_config_dirs(args)
+    known_groups = groups(extra)
+    choices, keys = [], []
     for override in parsed:
         name = override.key_or_group
         if name == "hydra" or name.startswith(("hydra.", "hydra/")):
             continue
-        if name in known_groups and not override.is_delete():
-            values = list(override.sweep_string_iterator()) if override.is_discrete_sweep() else (
-                [override.get_value_element_as_str()] if not override.is_sweep_override() else [])
-            allowed = options(name)
+        if override.is_sweep_override() and not multirun:
+            return f"{name}={override.input_line.split('=', 1)[1]} is a sweep: add -m (--multirun) to run one job per value"
+        if name in known_groups:
+            if override.is_delete():
+                continue  # dropping a group's default is Hydra's to do
+            if override.is_add():
+                return f"{name} already has a default: set it with {name}=<option>, not +{name}="
+            allowed = options(name, extra)
+            if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                continue  # glob(...): Hydra expands it against the options that exist
+            if override.is_discrete_sweep():
+                values = list(override.sweep_string_iterator())
+            elif override.is_sweep_override():  # glob(...), a range: Hydra expands it against the options
+                continue
+            else:
+                values = [override.get_value_element_as_str()]
             for value in values:
                 if value not in allowed and value != "null":
                     return f"{name} must be one of: {', '.join(allowed)} (got '{value}')"
-            if values:
-                chosen.append(f"{name}={values[0]}")
-        elif not (override.is_add() or override.is_force_add()):
+            choices.append([f"{name}={value}" for value in values])
+        elif not (override.is_add() or override.is_force_add() or override.is_delete()):
             keys.append(name)
+        elif override.is_delete():
+            keys.append(name)  # deleting a key that does not exist is an unknown key too
     if not keys:
         return None
-    try:
+    searchpath = [f"hydra.searchpath=[{','.join('file://' + str(d.resolve()) for d in extra)}]"] if extra else []
+    # Every combination of the swept group options, so each job of a multirun is checked, not only the first.
+    for chosen in itertools.islice(itertools.product(*choices), MAX_COMBINATIONS):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=chosen)
-    except HydraException as exc:
-        return str(exc).splitlines()[0]
-    known = leaf_keys(cfg)
-    for key in keys:
-        if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is _MISSING:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else " (add a new key with +key=value)"
-            return f"unknown key {key}{hint}"
+            cfg = compose(config_name=config_name, overrides=[*searchpath, *chosen])
+        for key in keys:
+            if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is _MISSING:
+                close = difflib.get_close_matches(key, leaf_keys(cfg), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else " (add a new key with +key=value)"
+                where = f" with {' '.join(chosen)}" if len(choices) and any(len(c) > 1 for c in choices) else ""
+                return f"unknown key {key}{where}{hint}"
     return None

@@ -15,7 +15,8 @@ from rpm_cli.errors import UserError
 
 CHECKPOINT_NAME = "checkpoint.pt"  # runs.CHECKPOINT; repeated here so the CLI check imports no torch
 EXTENDABLE = "trainer.epochs"
-ALLOWED = tuple(k for k in RUNTIME_KEYS if k not in ("seed", "resume")) + (EXTENDABLE,)
+# Config groups (logger) are not among them: a resumed run keeps its own.
+ALLOWED = tuple(k for k in RUNTIME_KEYS if k not in ("seed", "resume", "logger")) + (EXTENDABLE,)
 
 
 # Registered by config.register_resolvers: the resumed run writes into its own dir, with its Hydra record
@@ -26,41 +27,89 @@ RESOLVERS = {
 }
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
+def _parsed(args: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from rpm_cli.overrides import override_args
+
+    return OverridesParser.create().parse_overrides(override_args(args))
+
+
+def resume_dir(args: list[str]) -> str | None:
+    """The run dir `resume=` (or `+resume=`, `++resume=`) names on a command line, else None."""
+    from hydra.errors import HydraException
+
+    try:
+        values = [o.get_value_element_as_str() for o in _parsed(args) if o.key_or_group == "resume" and not o.is_delete()]
+    except HydraException:
+        return None  # the override checker reports unparsable input
+    return values[-1] if values and values[-1] not in ("", "null") else None
 
 
 def command_line_error(args: list[str]) -> str | None:
     """Checked before Hydra starts (it would create a run dir at resume=): None when the args are fine."""
-    resume = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
-    if not resume or resume[-1] in ("", "null"):
+    resume = resume_dir(args)
+    if resume is None:
         return None
-    path = Path(resume[-1])
+    path = Path(resume)
     if not (path / CHECKPOINT_NAME).is_file():
         return f"resume must be a run dir holding {CHECKPOINT_NAME} (got '{path}')"
     if any(a in ("-m", "--multirun") for a in args):
         return "resume cannot be combined with -m/--multirun: resume one run dir at a time"
-    for arg in args:
-        if "=" not in arg or arg.startswith("-") or _key(arg) == "resume":
+    for override in _parsed(args):
+        key = override.key_or_group
+        if key == "resume" or key.startswith(("hydra.", "hydra/")):
             continue
-        if _key(arg) not in ALLOWED:
-            return (f"resume continues the checkpoint's own config; {_key(arg)} cannot be overridden "
-                    f"(allowed with resume: {', '.join(ALLOWED)})")
+        if key not in ALLOWED or override.is_delete():
+            return (f"resume continues the checkpoint's own config; {key} cannot be "
+                    f"{'deleted' if override.is_delete() else 'overridden'} (allowed with resume: {', '.join(ALLOWED)})")
     return None
 
 
 def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
-    """The checkpoint's config with the allowed command-line overrides applied, and resume set."""
+    """The checkpoint's config with the allowed command-line overrides applied, and resume set. An override
+    outside ALLOWED is refused here too, so none is ever dropped, whatever path reached this function."""
     from rpm_cli.runs import CHECKPOINT, load_checkpoint, upgrade_config
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     cfg = OmegaConf.create(upgrade_config(state["config"]))
-    for override in overrides:
-        key, value = override.split("=", 1)
-        if key.lstrip("+~") in ALLOWED:
-            OmegaConf.update(cfg, key.lstrip("+~"), yaml.safe_load(value), force_add=True)
+    for override in _parsed(overrides):
+        key = override.key_or_group
+        if key == "resume" or key.startswith(("hydra.", "hydra/")):
+            continue
+        if key not in ALLOWED or override.is_delete():
+            raise UserError(f"resume continues the checkpoint's own config; {key} cannot be overridden "
+                            f"(allowed with resume: {', '.join(ALLOWED)})")
+        OmegaConf.update(cfg, key, yaml.safe_load(override.get_value_element_as_str()), force_add=True)
     cfg.resume = str(run_dir)
     return cfg
+
+
+def _same_run(cfg: DictConfig, state: dict) -> bool:
+    """Whether `cfg` is the checkpoint's config, apart from the keys resume allows."""
+    from rpm_cli.runs import upgrade_config
+
+    stored = OmegaConf.create(upgrade_config(state["config"]))
+    wanted = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key in (*ALLOWED, "resume"):
+        for tree in (stored, wanted):
+            _drop(tree, key)
+    return OmegaConf.to_container(stored, resolve=True) == OmegaConf.to_container(wanted, resolve=True)
+
+
+def sweep_job_again(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict | None]:
+    """A multirun job whose run dir already holds a run (a sweep started again): the same config continues
+    it, so a rerun of a killed sweep finishes it; returns (config, the final metrics if it had finished)."""
+    from rpm_cli.runs import CHECKPOINT, load_checkpoint
+
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    if not _same_run(cfg, state):
+        raise UserError(f"run dir {run_dir} already holds a run with another config; refusing to overwrite it")
+    if state["finished"] and state["epoch"] == cfg.trainer.epochs:
+        return cfg, state["metrics"]
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg))
+    cfg.resume = str(run_dir)
+    return cfg, None
 
 
 def state_to_continue(cfg: DictConfig, run_dir: Path) -> dict | None:
@@ -69,28 +118,21 @@ def state_to_continue(cfg: DictConfig, run_dir: Path) -> dict | None:
     `cfg` must equal the checkpoint's config except for the keys resume allows; a longer trainer.epochs
     extends the run, a shorter one than it has trained is refused.
     """
-    from rpm_cli.runs import CHECKPOINT, load_checkpoint, upgrade_config
+    from rpm_cli.runs import CHECKPOINT, load_checkpoint
 
     if not cfg.get("resume"):
         if (run_dir / CHECKPOINT).exists():
             raise UserError(f"run dir {run_dir} already holds a run; refusing to overwrite it (use resume=)")
         return None
     state = load_checkpoint(Path(cfg.resume) / CHECKPOINT)
-    stored = OmegaConf.create(upgrade_config(state["config"]))
-    wanted = OmegaConf.to_container(cfg, resolve=True)
-    for key in (*ALLOWED, "resume"):
-        for tree in (stored, wanted):
-            _drop(tree, key)
-    stored_plain = OmegaConf.to_container(stored, resolve=True)
-    if stored_plain != wanted:
+    if not _same_run(cfg, state):
         raise UserError(f"resume={cfg.resume}: the config differs from the checkpoint's beyond {', '.join(ALLOWED)}")
-    epochs = cfg.trainer.epochs
-    if epochs < state["epoch"]:
-        raise UserError(f"trainer.epochs must be at least the {state['epoch']} epochs run {cfg.resume} has trained "
-                        f"(got {epochs})")
-    if state["finished"] and epochs == state["epoch"]:
-        raise UserError(f"resume={cfg.resume} is already finished ({state['epoch']} epochs); nothing to resume "
-                        f"(trainer.epochs=N with N > {state['epoch']} extends it)")
+    epochs, done = cfg.trainer.epochs, state["epoch"]
+    if state["finished"] and epochs == done:
+        raise UserError(f"resume={cfg.resume} is already finished ({done} epochs); nothing to resume "
+                        f"(trainer.epochs=N with N > {done} extends it)")
+    if epochs <= done:  # an unfinished run may be shortened, but not to nothing left to train
+        raise UserError(f"trainer.epochs must be more than the {done} epochs run {cfg.resume} has trained (got {epochs})")
     return state
 
 

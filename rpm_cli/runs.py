@@ -27,8 +27,13 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
 STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
-# The validation video of runs written before it existed (their configs name only train and test videos).
-DEFAULT_VAL = {"val_seed": 2000, "val_frames": 300}
+# Keys that runs written before them did not have, with the values those runs used (what they behaved as).
+ADDED_KEYS = {
+    "data": {"val_seed": 2000, "val_frames": 300, "background": "black", "antialias": True},
+    "encoder": {"map_bias_init": 0.0, "skip_background": True, "latent_units": "image"},
+    "trainer": {"restarts": 1, "restart_epochs": 2, "batchnorm_batch": "joint"},
+    "logger": {"name": "jsonl"},
+}
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
 TRAIN_ROOT = Path("outputs/train")
 LATEST = TRAIN_ROOT / "latest"
@@ -113,10 +118,11 @@ def upgrade_config(config: dict) -> dict:
     """A checkpoint's resolved config in today's layout; configs written today pass through unchanged.
 
     Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, and names that
-    nothing read (`trainer.name`, `data.name`); they had no validation video and no logger.
+    nothing read (`trainer.name`, `data.name`); keys added since get the values those runs behaved as.
     """
     config = copy.deepcopy(config)
     trainer, data = config["trainer"], config["data"]
+    config.pop("resume", None)  # how an invocation began, not part of a run's config
     if "objective" not in config:
         config["objective"] = {"name": trainer.get("objective", "infonce")}
     trainer.pop("objective", None)
@@ -124,9 +130,10 @@ def upgrade_config(config: dict) -> dict:
     data.pop("name", None)
     if config["objective"]["name"] == "supervised":
         config["prior"] = None
-    config.setdefault("logger", {"name": "jsonl"})
-    for key, value in DEFAULT_VAL.items():
-        data.setdefault(key, value)
+    for section, added in ADDED_KEYS.items():
+        for key, value in added.items():
+            config.setdefault(section, {}).setdefault(key, value)
+    config.setdefault("max_memory_gb", None)
     return config
 
 
@@ -161,7 +168,10 @@ class Run:
 
     @property
     def init_seed(self) -> int:
-        return chosen_seed(self.state, self.cfg.seed)
+        state = self.state
+        if "best_start" not in state and self.starts:  # checkpoints from before it was recorded
+            state = {**state, "best_start": self.starts["chosen"]}
+        return chosen_seed(state, self.cfg.seed)
 
     def video(self, role: str):
         """The run's 'train', 'val' or 'test' video (cached on disk and here)."""

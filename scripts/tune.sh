@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The documented search behind `experiment=tuned`: Gaussian prior, full size, evaluated inline, as it was
+# The documented search behind `trainer=tuned`: Gaussian prior, full size, evaluated inline, as it was
 # run. Sweeps 1-3 start from Appendix D's settings (experiment=paper, seed 0) and change one thing at a
 # time; sweeps 4-5 measure how often a start fails across seeds, and what restarts do about it.
 # Each sweep writes $OUT/<name>/sweep_summary.{csv,png}; the report lists every setting.
@@ -23,7 +23,7 @@ sweep fixed-theta "${paper[@]}" trainer.epochs=5 trainer.optimizer=adam trainer.
   prior.learn_lengthscale=false prior.lengthscale=16,32,64
 # 3. The maps stayed diffuse: start the last BatchNorm's shift low (5 epochs).
 sweep map-bias "${paper[@]}" trainer.epochs=5 trainer.optimizer=adam trainer.lr=0.02,0.005 encoder.map_bias_init=-4,-8
-# 4. From the defaults (experiment=tuned, Gaussian): one start of 3 epochs at three shifts on four other
+# 4. From the defaults (trainer=tuned, Gaussian): one start of 3 epochs at three shifts on four other
 #    seeds. How often does a map end on no ball?
 sweep seeds trainer.restarts=1 trainer.epochs=3 encoder.map_bias_init=-4,-6,-8 seed=10,11,12,13
 # 5. The tuned recipe (5 starts of 2 epochs, the lowest-loss one continued to 6 epochs) on seeds 12-15.

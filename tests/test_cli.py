@@ -81,7 +81,7 @@ BAD_TRAIN = [
     (["trainer.momentum=1.5"], "trainer.momentum must be a finite number >= 0 and < 1"),
     (["trainer.restarts=0"], "trainer.restarts must be an integer from 1 to 1000 (1 = a single start) (got 0)"),
     (["trainer.restarts=3", "trainer.restart_epochs=2"],
-     "trainer.restart_epochs must be an integer from 1 to trainer.epochs - 1 (1) when trainer.restarts > 1"),
+     "trainer.restart_epochs must be an integer from 1 to 100000, and to trainer.epochs - 1 (1) when trainer.restarts > 1"),
     (["trainer.batch_size=1"], "trainer.batch_size must be an integer from 2"),
     (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of pairs, data.n_frames - 1 (59)"),
     (["trainer.optimizer=rmsprop"], "trainer.optimizer must be one of: sgd, adam"),

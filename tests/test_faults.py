@@ -38,7 +38,7 @@ def test_resume_extends_a_finished_run_by_trainer_epochs(finished_run, tmp_path)
     run_dir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(finished_run), str(run_dir)], check=True)
     shorter = run_rpm(["train", f"resume={run_dir}", "trainer.epochs=1"], tmp_path)
-    assert shorter.returncode == 2 and "trainer.epochs must be at least the 2 epochs" in shorter.stderr
+    assert shorter.returncode == 2 and "trainer.epochs must be more than the 2 epochs" in shorter.stderr
     run_rpm(["train", f"resume={run_dir}", "trainer.epochs=3", "trainer.progress=false"], tmp_path, check=True)
     state = load_checkpoint(run_dir / CHECKPOINT)
     assert state["epoch"] == 3 and state["finished"] and state["config"]["trainer"]["epochs"] == 3
@@ -191,3 +191,63 @@ def test_fuzzed_command_lines_exit_0_2_or_3_without_a_traceback(tmp_path_factory
     if proc.returncode:
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert not (cwd / "outputs").exists() or proc.returncode == 3
+
+
+@pytest.mark.parametrize("args,words", [
+    (["~trainer.lr"], "trainer.lr cannot be deleted"),
+    (["seed=3"], "seed cannot be overridden"),
+    (["logger=tensorboard"], "logger cannot be overridden"),
+])
+def test_resume_refuses_every_other_override_in_any_form(finished_run, tmp_path, args, words):
+    for resume in (f"resume={finished_run}", f"++resume={finished_run}"):
+        proc = run_rpm(["train", resume, *args], tmp_path)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_from_before_the_refactor_resumes_and_extends(finished_run, tmp_path):
+    """Old checkpoints kept trainer.objective/name, data.name, no objective, logger or newer keys."""
+    run_dir = tmp_path / "old"
+    subprocess.run(["cp", "-r", str(finished_run), str(run_dir)], check=True)
+    state = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    config = state["config"]
+    config["trainer"].update(name="paper", objective=config.pop("objective")["name"])
+    config["data"]["name"] = "balls"
+    for section, key in (("data", "val_seed"), ("data", "val_frames"), ("data", "background"), ("data", "antialias"),
+                         ("encoder", "latent_units"), ("trainer", "batchnorm_batch")):
+        config[section].pop(key)
+    config.pop("logger"), config.pop("max_memory_gb")
+    config["resume"] = None
+    torch.save(state, run_dir / CHECKPOINT)
+    run_rpm(["train", f"resume={run_dir}", "trainer.epochs=3", "trainer.progress=false"], tmp_path, check=True)
+    run_rpm(["evaluate", f"run_dir={run_dir}"], tmp_path, check=True)
+    assert load_checkpoint(run_dir / CHECKPOINT)["epoch"] == 3
+
+
+def test_a_failed_run_never_deletes_a_dir_that_holds_other_work(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    proc = run_rpm(["train", *TINY, "trainer.lr=-1", "hydra.run.dir=."], tmp_path)
+    assert proc.returncode == 2 and (tmp_path / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / ".hydra").exists()
+
+
+def test_a_sweep_started_again_continues_instead_of_failing(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["train", "-m", *TINY, "trainer.epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    run_rpm(args, tmp_path, check=True)
+    first = {p: p.stat().st_mtime_ns for p in sweep.rglob("checkpoint.pt")}
+    run_rpm(args, tmp_path, check=True)  # finished jobs are reused, not retrained or refused
+    assert {p: p.stat().st_mtime_ns for p in sweep.rglob("checkpoint.pt")} == first and len(first) == 2
+
+
+def test_retrieval_gives_ties_no_credit():
+    from rpm_cli.evaluate import prior_scores
+
+    class Flat(torch.nn.Module):  # scores every candidate alike
+        critic = torch.nn.Linear(1, 1)
+
+        def critic_logits(self, z, z_next):
+            return torch.zeros(len(z), len(z_next))
+
+    scores = prior_scores(Flat(), np.random.default_rng(0).random((12, 4)) * 64, 64, batch_size=4)
+    assert scores["retrieval_top1"] == 0 and scores["retrieval_mrr"] == pytest.approx(1 / 11)
+    assert scores["infonce_estimate_all"] == pytest.approx(math.log(10 / 11))  # log N - log(N + 1), N = 10

@@ -1,6 +1,9 @@
 """Issue 3: multirun sweeps through the CLI, evaluated and summarised."""
 import csv
 import importlib.util
+import json
+
+from PIL import Image
 
 import pytest
 
@@ -30,11 +33,14 @@ def _check_summary(sweep, tmp_path, n_rows):
     assert len(rows) == n_rows
     assert {r["initial_lengthscale_px"] for r in rows} == {"6", "12"}
     for r in rows:
-        for key in ("final_lengthscale_px", "final_loss", "readout_l2_px", "slot_l2_px",
-                    "random_init_slot_l2_px", "chance_l2_px"):
-            assert float(r[key]) >= 0, key
+        # Unprefixed columns are the validation video's (what a sweep may choose on), test_* the test video's.
+        evaluation = json.loads((sweep / r["run"] / "evaluation.json").read_text())
+        assert float(r["slot_l2_px"]) == pytest.approx(evaluation["val"]["slot_l2_px"])
+        assert float(r["test_slot_l2_px"]) == pytest.approx(evaluation["test"]["slot_l2_px"])
+        assert float(r["readout_l2_px"]) < float(r["chance_l2_px"])
     for ext in ("png", "pdf"):
         assert (sweep / f"sweep_summary.{ext}").stat().st_size > 5000
+    assert Image.open(sweep / "sweep_maps.png").size[0] > 300
     return rows
 
 
@@ -86,6 +92,18 @@ def test_optuna_sweeper_minimises_slot_l2(tmp_path):
              "prior.lengthscale=tag(log,interval(1,128))", f"hydra.sweep.dir={sweep}"], tmp_path, check=True)
     assert "best_value" in (sweep / "optimization_results.yaml").read_text()
     assert len(list(sweep.rglob("evaluation.json"))) == 3
+
+
+def test_a_sweep_over_priors_is_summarised_on_a_categorical_axis(tmp_path):
+    sweep = tmp_path / "priors"
+    run_rpm(["train", "-m", *TINY, "trainer.epochs=1", "prior=gaussian,laplace,cosine", "evaluate=true",
+             f"hydra.sweep.dir={sweep}"], tmp_path, check=True)
+    proc = run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert sorted(r["prior"] for r in rows) == ["cosine", "gaussian", "laplace"]
+    from rpm_cli.figures.sweep import choose_x, summary_rows
+
+    assert choose_x(summary_rows(sweep), None) == "prior" and "sweep_maps.png" in proc.stdout
 
 
 def test_sweep_value_is_configurable():

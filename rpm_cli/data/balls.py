@@ -1,4 +1,4 @@
-"""The moving-balls video of Appendix D: simulate trajectories, render anti-aliased frames, cache on disk.
+"""The moving-balls video of Appendix D: simulate trajectories, render frames, cache on disk.
 
 Coordinates are continuous pixel units: pixel column i covers [i, i + 1), so its centre is at i + 0.5.
 Ball centres are stored as (x, y) = (horizontal, vertical) in those units.
@@ -121,15 +121,22 @@ def simulate(n_frames: int, image_size: int, n_balls: int, diameter: float, step
     return centres
 
 
-def render(centres: np.ndarray, image_size: int, diameter: float) -> np.ndarray:
-    """Anti-aliased frames (n, 3, H, W) uint8 on black: a pixel's coverage is clip(r + 0.5 - distance, 0, 1).
+BACKGROUNDS = {"black": 0, "white": 255}
 
-    Coverage is computed for all frames at once on a small patch around each ball, then pasted frame by
-    frame, so 900 frames of 256x256 take a fraction of a second.
+
+def render(centres: np.ndarray, image_size: int, diameter: float, background: str = "black",
+           antialias: bool = True) -> np.ndarray:
+    """Frames (n, 3, H, W) uint8 on a plain background.
+
+    A pixel's coverage by a ball is clip(r + 0.5 - distance, 0, 1) with anti-aliasing (App. D does not say;
+    rpm's default), else 1 where the pixel centre lies inside the ball. Each ball moves a pixel from the
+    background towards its colour by its coverage. Coverage is computed for all frames at once on a small
+    patch around each ball, then pasted frame by frame, so 900 frames of 256x256 take a fraction of a second.
     """
     n, n_balls, _ = centres.shape
     radius = diameter / 2
-    frames = np.zeros((n, 3, image_size, image_size), dtype=np.uint8)
+    level = BACKGROUNDS[background]
+    frames = np.full((n, 3, image_size, image_size), level, dtype=np.uint8)
     half = int(math.ceil(radius)) + 1
     offsets = np.arange(-half, half + 1)
     for b, colour in enumerate(ball_colours(n_balls)):
@@ -138,8 +145,10 @@ def render(centres: np.ndarray, image_size: int, diameter: float) -> np.ndarray:
         y0 = np.floor(cy).astype(int) - half
         dx2 = (x0[:, None] + offsets + half + 0.5 - cx[:, None]) ** 2
         dy2 = (y0[:, None] + offsets + half + 0.5 - cy[:, None]) ** 2
-        cover = np.clip(radius + 0.5 - np.sqrt(dy2[:, :, None] + dx2[:, None, :]), 0.0, 1.0)  # (n, P, P)
-        paint = np.rint(cover[:, None] * np.asarray(colour, np.float32)[None, :, None, None]).astype(np.uint16)
+        distance = np.sqrt(dy2[:, :, None] + dx2[:, None, :])  # (n, P, P)
+        cover = np.clip(radius + 0.5 - distance, 0.0, 1.0) if antialias else (distance <= radius).astype(float)
+        towards = np.asarray(colour, np.float32) - level  # how far the ball's colour is from the background
+        paint = np.rint(cover[:, None] * towards[None, :, None, None]).astype(np.int16)
         for t in range(n):
             # Crop the patch to the frame (only zero-coverage pixels fall outside it).
             ys = slice(max(y0[t], 0), min(y0[t] + paint.shape[2], image_size))
@@ -147,23 +156,31 @@ def render(centres: np.ndarray, image_size: int, diameter: float) -> np.ndarray:
             patch = paint[t, :, ys.start - y0[t]:ys.stop - y0[t], xs.start - x0[t]:xs.stop - x0[t]]
             # Touching balls can share an edge pixel: add with saturation instead of overwriting.
             region = frames[t, :, ys, xs]
-            region[...] = np.minimum(region + patch, 255)
+            region[...] = np.clip(region + patch, 0, 255)
     return frames
 
 
 def video_key(data_cfg: dict, seed: int, n_frames: int) -> dict:
-    return {
+    key = {
         "version": GENERATOR_VERSION, "seed": int(seed), "n_frames": int(n_frames),
         "image_size": int(data_cfg["image_size"]), "n_balls": int(data_cfg["n_balls"]),
         "ball_diameter": float(data_cfg["ball_diameter"]), "step": float(data_cfg["step"]),
         "heading_noise_deg": float(data_cfg["heading_noise_deg"]),
     }
+    # Only when not the default, so the caches of videos made before these keys existed stay valid.
+    if data_cfg.get("background", "black") != "black":
+        key["background"] = data_cfg["background"]
+    if not data_cfg.get("antialias", True):
+        key["antialias"] = False
+    return key
 
 
 def generate(key: dict) -> Video:
     centres = simulate(key["n_frames"], key["image_size"], key["n_balls"], key["ball_diameter"],
                        key["step"], key["heading_noise_deg"], key["seed"])
-    return Video(render(centres, key["image_size"], key["ball_diameter"]), centres.astype(np.float32))
+    frames = render(centres, key["image_size"], key["ball_diameter"], key.get("background", "black"),
+                    key.get("antialias", True))
+    return Video(frames, centres.astype(np.float32))
 
 
 def _cache_path(cache_dir, key: dict) -> Path:

@@ -17,7 +17,7 @@ from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.common import frame_axes, plt, save_figure
 from rpm_cli.readout import joint_predictions
 from rpm_cli.reproduction import FIG1_METHODS, find_reproduction_runs
-from rpm_cli.runs import Run, load_run, resolve_run_dir
+from rpm_cli.runs import EVALUATION, Run, load_run, resolve_run_dir
 TRAIL = 12  # frames of trajectory drawn in panel B
 
 
@@ -39,7 +39,7 @@ def p_next(run: Run, base: int) -> np.ndarray:
     if run.critic is None:
         raise UserError(f"run {run.run_dir} is supervised: it has no f_θ for P(z'|z)")
     z = torch.from_numpy(run.latents_px("test") / run.cfg.data.image_size).float()
-    return next_frame_probabilities(run.critic(z[base:base + 1], z)[0].double().numpy())
+    return next_frame_probabilities(run.model.critic_logits(z[base:base + 1], z)[0].double().numpy())
 
 
 def draw_motion(ax, video, t: int) -> None:
@@ -176,7 +176,9 @@ def figure1(cfg, out_dir) -> list[Path]:
     runs = find_runs(cfg)
     figures = build_figures(runs, cfg.base_frame)
     if not any(cfg.get(f"{m}_run") for m in FIG1_METHODS):
-        every_prior = find_reproduction_runs(cfg.reproduce_dir, cfg.preset)
+        every_prior = {m: [d for d in dirs if (d / EVALUATION).exists()]  # finished and evaluated only
+                       for m, dirs in find_reproduction_runs(cfg.reproduce_dir, cfg.preset).items()}
+        every_prior = {m: dirs for m, dirs in every_prior.items() if dirs}
         if (fig := priors_figure(every_prior, cfg.base_frame)) is not None:
             figures["priors"] = fig
     return [path for name, fig in figures.items() for path in save_figure(fig, Path(out_dir) / name)]

@@ -24,7 +24,7 @@ def run_pictures(run: Run) -> list[Path]:
                     objective=run.cfg.objective.name, loss_reduction=run.cfg.trainer.loss_reduction,
                     title=str(run.run_dir)),
         draw_maps(run.encoder, test.frames[shown], test.centres[shown], run.run_dir / "maps.png", colours=colours,
-                  title=f"{run.run_dir.name}: maps on test frames {', '.join(map(str, shown))}"),
+                  title=f"{run.run_dir.name}: maps on the test video", frame_numbers=[int(i) for i in shown]),
     ]
     gif = write_tracking_gif(test.frames, test.centres, positions, matches, run.run_dir / "tracking.gif",
                              max_frames=GIF_FRAMES)

@@ -230,7 +230,8 @@ def _mark_centres(ax, true_centres, ball_rgb, map_centres=None, map_rgb=None) ->
             ax.plot(x, y, "x", ms=7, mew=1.6, color=np.array(rgb) / 255)
 
 
-def maps_figure(encoder, frames: np.ndarray, centres: np.ndarray, colours=None, title: str | None = None):
+def maps_figure(encoder, frames: np.ndarray, centres: np.ndarray, colours=None, title: str | None = None,
+                frame_numbers=None):
     """The figure of draw_maps (the caller saves or closes it): one row per frame."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.dtype != np.uint8:
@@ -252,8 +253,9 @@ def maps_figure(encoder, frames: np.ndarray, centres: np.ndarray, colours=None, 
         ax = axes[row, 0]
         ax.imshow(rgb, extent=extent, interpolation="nearest")
         _mark_centres(ax, centres[row], ball_rgb)
-        ax.set_title(f"frame {row}" if k > 1 else "frame", fontsize=8)
-        ax.set_ylabel(f"held-out frame {row}", fontsize=8)
+        number = row if frame_numbers is None else frame_numbers[row]
+        ax.set_title(f"frame {number}" if k > 1 or frame_numbers is not None else "frame", fontsize=8)
+        ax.set_ylabel(f"held-out frame {number}", fontsize=8)
 
         overlay = 0.45 * rgb.astype(float) / 255  # the frame dimmed, each map painted over it by its value
         for j in range(m):
@@ -284,14 +286,14 @@ def maps_figure(encoder, frames: np.ndarray, centres: np.ndarray, colours=None, 
 
 
 def draw_maps(encoder, frames: np.ndarray, centres: np.ndarray, out_path, colours=None,
-              title: str | None = None) -> Path:
+              title: str | None = None, frame_numbers=None) -> Path:
     """maps.png for K held-out frames (uint8 (K, 3, H, W)) and their true centres ((K, n_balls, 2) px).
 
     `colours`: one RGB per map (e.g. slot_colours(matches, n_maps) from slot_positions_px); by default each
     map takes the colour of the ball nearest its centre of mass over these frames. K = 1 gives a one-row
-    tile for draw_sweep_maps.
+    tile for draw_sweep_maps. `frame_numbers` label the rows with the frames' numbers in their video.
     """
-    return _save_png(maps_figure(encoder, frames, centres, colours, title), out_path)
+    return _save_png(maps_figure(encoder, frames, centres, colours, title, frame_numbers), out_path)
 
 
 # ---------------------------------------------------------------------------------------- tracking GIF

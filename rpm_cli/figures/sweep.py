@@ -60,6 +60,8 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
             **{f"random_init_{m}": val["random_init"][m] for m in METRICS},
             "chance_l2_px": val["chance"]["readout_l2_px"],
             **{f"test_{m}": test[m] for m in METRICS}, "test_balls_tracked": test["balls_tracked"],
+            "test_random_init_slot_l2_px": test["random_init"]["slot_l2_px"],
+            "motion_lengthscale_px": result.get("motion_lengthscale_px", ""),
         })
     return rows
 
@@ -141,9 +143,28 @@ def summarise_sweep(sweep_dir, x_key: str | None = None) -> dict:
     write_csv(rows, sweep_dir / "sweep_summary.csv")
     x = choose_x(rows, x_key)
     plots = plot_summary(rows, x, sweep_dir / "sweep_summary")
+    maps = sweep_maps(sweep_dir, rows)
     table = _table(rows)
     print(table)
-    return {"rows": rows, "x_key": x, "files": [sweep_dir / "sweep_summary.csv", *plots], "table": table}
+    return {"rows": rows, "x_key": x, "files": [sweep_dir / "sweep_summary.csv", *plots, maps], "table": table}
+
+
+def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:
+    """sweep_maps.png: each run's maps on the first validation frame (a sweep is for choosing), one tile per
+    run, labelled by its overrides."""
+    import tempfile
+
+    from rpm_cli.figures.run_pictures import draw_maps, draw_sweep_maps
+    from rpm_cli.runs import load_run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tiles = []
+        for k, row in enumerate(rows):
+            run = load_run(sweep_dir / row["run"])
+            val = run.video("val")
+            tile = draw_maps(run.encoder, val.frames[:1], val.centres[:1], Path(tmp) / f"{k}.png")
+            tiles.append((f"{row['setting'] or 'defaults'} seed={row['seed']}", tile))
+        return draw_sweep_maps(tiles, sweep_dir / "sweep_maps.png")
 
 
 def _table(rows: list[dict]) -> str:

@@ -41,9 +41,10 @@ def at_least(key: str, value, low: float) -> float:
     return float(value)
 
 
-def count(key: str, value, low: int = 1) -> int:
+def count(key: str, value, low: int = 1, high: int | None = None) -> int:
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-    require(key, value, ok, f"an integer >= {low}")
+    ok = ok and (high is None or value <= high)
+    require(key, value, ok, f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
     return int(value)
 
 

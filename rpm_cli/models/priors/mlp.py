@@ -16,7 +16,8 @@ class MLPPrior(Prior):
 
     def __init__(self, dim: int, scale: float, hidden: int = 32, layers: int = 2):
         super().__init__(dim, scale)
-        hidden, layers = count("hidden", hidden), count("layers", layers)
+        # Bounded so that the (B, B', hidden) activations of every pair stay small (evaluation scores ~300² pairs).
+        hidden, layers = count("hidden", hidden, high=1024), count("layers", layers, high=16)
         blocks, width = [], 2 * self.dim
         for _ in range(layers):
             blocks += [nn.Linear(width, hidden), nn.SiLU()]

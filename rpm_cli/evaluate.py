@@ -22,7 +22,7 @@ from rpm_cli.readout import chance_metrics, readout_metrics
 from rpm_cli.runs import CHECKPOINT, EVALUATION, Run, load_checkpoint, load_run, resolve_run_dir, runs_in_sweep
 
 ROLES = ("val", "test")
-EVALUATION_FORMAT = 2  # bump when what evaluation.json holds changes, so old files are recomputed
+EVALUATION_FORMAT = 3  # bump when what evaluation.json holds changes, so old files are recomputed (3: rank ties)
 
 
 @torch.no_grad()

@@ -1,64 +1,70 @@
 #!/usr/bin/env bash
-# `make ablations`: the measurements behind REPORT.md's ablation, open-choice, beyond-the-setting and
-# lengthscale tables. Each part is one or more Hydra multiruns (2 jobs at a time with the joblib launcher
-# when installed), every run evaluated inline; `rpm report` includes each table whose sweeps are present.
-#   PARTS="recipe beyond lengthscale choices" (in this order by default)  OUT=outputs/reproduce/ablations
-# Ablations and open choices select nothing, but they are about choices: they read the validation video and
-# run on tuning seeds. Beyond-the-setting and the lengthscale sweep are results: test video, reporting seeds.
+# `make ablations`: the measurements behind REPORT.md's ablation, beyond-the-setting, lengthscale and
+# open-choice tables. Each sweep is one Hydra multirun (its seeds one after another, each run evaluated inline);
+# JOBS sweeps run at a time. `rpm report` includes each table whose sweeps are present. Re-running continues:
+# finished sweeps are skipped, finished runs reused, killed runs resumed.
+#   PARTS="recipe beyond lengthscale choices" (this order by default)  JOBS=2  OUT=outputs/reproduce/ablations
+# Ablations and open choices are about choices: they read the validation video and run on tuning seeds.
+# Beyond-the-setting and the lengthscale sweep are results: test video, reporting seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-outputs/reproduce/ablations}
+export OUT=${OUT:-outputs/reproduce/ablations}
 PARTS=${PARTS:-"recipe beyond lengthscale choices"}
+JOBS=${JOBS:-2}
 tuning_seeds=$(python -c "from rpm_cli.reproduction import TUNING_SEEDS as s; print(','.join(map(str, s[1:4])))")
 reporting_seeds=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(','.join(map(str, s)))")
-common=(evaluate=true trainer.threads=1 trainer.progress=false)
-launcher=()
-python -c "import hydra_plugins.hydra_joblib_launcher" 2>/dev/null && launcher=(hydra/launcher=rpm_joblib)
 
-sweep() {  # part, name, then overrides; skipped when its summary exists (rerun: delete the sweep dir)
-  local dir="$OUT/$1/$2"
-  shift 2
+sweep() {  # part/name, then overrides; skipped when its summary exists (to redo one, delete its dir)
+  local dir="$OUT/$1" log="$OUT/logs/${1//\//-}.log"
+  shift
   [ -f "$dir/sweep_summary.csv" ] && return 0
-  rpm train -m "${launcher[@]}" "${common[@]}" "$@" hydra.sweep.dir="$dir"
-  rpm figures sweep_dir="$dir" >/dev/null
+  mkdir -p "$OUT/logs"
+  rpm train -m evaluate=true trainer.threads=1 trainer.progress=false "$@" hydra.sweep.dir="$dir" >>"$log" 2>&1 &&
+    rpm figures sweep_dir="$dir" >>"$log" 2>&1 || { echo "FAILED $dir: see $log" >&2; return 1; }
   echo "done $dir"
 }
+export -f sweep
 
-for part in $PARTS; do
-  case $part in
-    recipe)  # Appendix D plus each change alone; the tuned recipe minus each change; both critics
-      for prior in gaussian linear; do
-        s=(prior=$prior seed=$tuning_seeds)
-        sweep recipe "$prior-paper" experiment=paper "${s[@]}"
-        sweep recipe "$prior-paper+adam" experiment=paper trainer.optimizer=adam trainer.lr=0.02 "${s[@]}"
-        sweep recipe "$prior-paper+shift" experiment=paper encoder.map_bias_init=-8 "${s[@]}"
-        sweep recipe "$prior-paper+restarts" experiment=paper trainer.restarts=5 trainer.restart_epochs=2 "${s[@]}"
-        sweep recipe "$prior-tuned" trainer=tuned "${s[@]}"
-        sweep recipe "$prior-tuned-adam" trainer=tuned trainer.optimizer=sgd trainer.lr=0.005 "${s[@]}"
-        sweep recipe "$prior-tuned-shift" trainer=tuned encoder.map_bias_init=0 "${s[@]}"
-        sweep recipe "$prior-tuned-restarts" trainer=tuned trainer.restarts=1 "${s[@]}"
-      done ;;
-    beyond)  # the claim with other numbers of balls and at 128² with 16-px balls: same recipe, no retuning
-      s=(prior=gaussian,linear seed=$reporting_seeds)
-      sweep beyond balls data.n_balls=2,4,5 "${s[@]}"
-      sweep beyond small data.image_size=128 data.ball_diameter=16 "${s[@]}" ;;
-    lengthscale)  # θ0 in px, learned or fixed (README's sweep, run for real)
-      sweep lengthscale gaussian prior=gaussian prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale=true,false \
-        seed=$reporting_seeds
-      rpm figures sweep_dir="$OUT/lengthscale/gaussian" x_key=prior.lengthscale >/dev/null ;;
-    choices)  # what the paper leaves open: rpm's choice vs one alternative, under both recipes, Gaussian f_θ
-      for recipe in paper tuned; do
-        s=(trainer=$recipe prior=gaussian seed=$tuning_seeds)
-        sweep choices "$recipe-default" "${s[@]}"
-        sweep choices "$recipe-units" encoder.latent_units=pixels,signed "${s[@]}"
-        sweep choices "$recipe-batchnorm" trainer.batchnorm_batch=separate "${s[@]}"
-        sweep choices "$recipe-theta0" prior.lengthscale=8 "${s[@]}"
-        sweep choices "$recipe-sum" trainer.loss_reduction=sum "${s[@]}"
-        [ "$recipe" = paper ] && shift_alt=-8 || shift_alt=0
-        sweep choices "$recipe-shift" encoder.map_bias_init=$shift_alt "${s[@]}"
-        sweep choices "$recipe-background" data.background=white "${s[@]}"
-        sweep choices "$recipe-antialias" data.antialias=false "${s[@]}"
-      done ;;
-    *) echo "unknown part '$part' (allowed: recipe beyond lengthscale choices)" >&2; exit 2 ;;
-  esac
-done
+plan() {  # one line per sweep: part/name overrides...
+  for part in $PARTS; do
+    case $part in
+      recipe)  # Appendix D plus each change alone; the tuned recipe minus each change; both critics
+        for prior in gaussian linear; do
+          s="prior=$prior seed=$tuning_seeds"
+          echo "recipe/$prior-paper experiment=paper $s"
+          echo "recipe/$prior-paper+adam experiment=paper trainer.optimizer=adam trainer.lr=0.02 $s"
+          echo "recipe/$prior-paper+shift experiment=paper encoder.map_bias_init=-8 $s"
+          echo "recipe/$prior-paper+restarts experiment=paper trainer.restarts=5 trainer.restart_epochs=2 $s"
+          echo "recipe/$prior-tuned trainer=tuned $s"
+          echo "recipe/$prior-tuned-adam trainer=tuned trainer.optimizer=sgd trainer.lr=0.005 $s"
+          echo "recipe/$prior-tuned-shift trainer=tuned encoder.map_bias_init=0 $s"
+          echo "recipe/$prior-tuned-restarts trainer=tuned trainer.restarts=1 $s"
+        done ;;
+      beyond)  # other numbers of balls, and 128² frames with 16-px balls: the same recipe, no retuning
+        for prior in gaussian linear; do
+          echo "beyond/$prior-balls data.n_balls=2,4,5 prior=$prior seed=$reporting_seeds"
+          echo "beyond/$prior-small data.image_size=128 data.ball_diameter=16 prior=$prior seed=$reporting_seeds"
+        done ;;
+      lengthscale)  # θ0 in px, learned or fixed: the README's sweep, run for real
+        for learn in true false; do
+          echo "lengthscale/$learn prior=gaussian prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale=$learn seed=$reporting_seeds"
+        done ;;
+      choices)  # what the paper leaves open: rpm's choice vs an alternative, under both recipes, Gaussian f_θ
+        for recipe in paper tuned; do
+          s="trainer=$recipe prior=gaussian seed=$tuning_seeds"
+          [ "$recipe" = paper ] && shift_alt=-8 || shift_alt=0
+          echo "choices/$recipe-default $s"
+          echo "choices/$recipe-units encoder.latent_units=pixels,signed $s"
+          echo "choices/$recipe-batchnorm trainer.batchnorm_batch=separate $s"
+          echo "choices/$recipe-theta0 prior.lengthscale=8 $s"
+          echo "choices/$recipe-sum trainer.loss_reduction=sum $s"
+          echo "choices/$recipe-shift encoder.map_bias_init=$shift_alt $s"
+          echo "choices/$recipe-background data.background=white $s"
+          echo "choices/$recipe-antialias data.antialias=false $s"
+        done ;;
+      *) echo "unknown part '$part' (allowed: recipe beyond lengthscale choices)" >&2; exit 2 ;;
+    esac
+  done
+}
+
+plan | xargs -P "$JOBS" -L 1 bash -c 'sweep "$@"' _

@@ -210,8 +210,6 @@ def learn_theta(model, batch_size: int, steps: int, lr: float, theta_init: float
     runs. Returns per seed the trajectory and the Polyak average of θ over the last `average_last` of steps."""
     import torch
 
-    from rpm_cli.objectives import info_nce
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                            # tiny tensors: threads only add overhead
     try:

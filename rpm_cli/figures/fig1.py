@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import patheffects
 from matplotlib.colors import Normalize
 
 from rpm_cli.data.balls import ball_colours
@@ -101,11 +102,12 @@ def draw_p_next(ax, run: Run, base: int, letter: str, label: str):
     order = np.argsort(p)  # most probable on top
     dots = ax.scatter(coral[order, 0], coral[order, 1], c=p[order], cmap="viridis",
                       norm=Normalize(0, 4 / n, clip=True), s=14)
-    ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label=f"current (also a candidate: P={p[base]:.2f})")
+    ax.plot(*coral[base], "wo", mfc="none", ms=10, mew=1.5, label=f"current (also a candidate: P={p[base]:.2f})",
+            path_effects=[patheffects.withStroke(linewidth=3, foreground="black")])  # visible on white too
     ax.plot(*coral[base + 1], "r*", ms=14, mec="white", label="true next")
     frame_axes(ax, size)
     ax.set_title(f"{letter}  P(z'|z), coral ball, {label}")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=2, frameon=False)  # off the frame
     bar = ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, ticks=[0, 1 / n, 4 / n])
     bar.ax.set_yticklabels(["0", "1/N", "≥4/N"])
 

@@ -377,6 +377,12 @@ def recipe_section(root: Path) -> str | None:
         def works(setting):
             rs = rows.get(setting)
             return None if not rs else stat([r["slot_l2_px"] for r in rs])[0] < SLOT_TARGET_PX
+        if works("tuned") is False:
+            sentences.append(f"- {prior}: the tuned recipe itself does not work with this critic, so no change is "
+                             f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(
+                                 w for c, w in RECIPE_CHANGES.items() if works(f"paper+{c}")) if any(
+                                 works(f"paper+{c}") for c in RECIPE_CHANGES) else "no single change from Appendix D works either") + ".")
+            continue
         for change, words in RECIPE_CHANGES.items():
             alone, without = works(f"paper+{change}"), works(f"tuned-{change}")
             if alone is None or without is None:

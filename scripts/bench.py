@@ -146,7 +146,7 @@ def main() -> None:
         ("30-epoch run at rpm step speed", f"{steps_per_run * rpm['seconds'] / 60:.1f} min", f"{steps_per_run} steps"),
         ("one full epoch via train()", f"{epoch['seconds']:.1f} s", "incl. video load"),
         ("video generation (900 x 256²)", f"{video['seconds']:.2f} s", "simulate + render"),
-        ("rpm evaluate, full-size run", f"{evaluate['seconds']:.1f} s", "2 encoders, 1200 frames"),
+        ("rpm evaluate, full-size run", f"{evaluate['seconds']:.1f} s", "2 encoders, 3 videos, pictures"),
         ("peak RSS, full-size training", f"{epoch['peak_rss_mib']:.0f} MiB", ""),
     ]
     width = max(len(r[0]) for r in rows)

@@ -56,14 +56,22 @@ def command_line_error(args: list[str]) -> str | None:
         return f"resume must be a run dir holding {CHECKPOINT_NAME} (got '{path}')"
     if any(a in ("-m", "--multirun") for a in args):
         return "resume cannot be combined with -m/--multirun: resume one run dir at a time"
-    for override in _parsed(args):
-        key = override.key_or_group
-        if key == "resume" or key.startswith(("hydra.", "hydra/")):
-            continue
-        if key not in ALLOWED or override.is_delete():
-            return (f"resume continues the checkpoint's own config; {key} cannot be "
-                    f"{'deleted' if override.is_delete() else 'overridden'} (allowed with resume: {', '.join(ALLOWED)})")
-    return None
+    refusals = [refusal(o) for o in _parsed(args) if _applies(o)]
+    return next((r for r in refusals if r), None)
+
+
+def _applies(override) -> bool:
+    """Overrides that would change the resumed run's config (resume= itself and Hydra's own keys do not)."""
+    key = override.key_or_group
+    return key != "resume" and not key.startswith(("hydra.", "hydra/"))
+
+
+def refusal(override) -> str | None:
+    """Why resume refuses this override, or None when it is one of ALLOWED."""
+    if override.key_or_group in ALLOWED and not override.is_delete():
+        return None
+    return (f"resume continues the checkpoint's own config; {override.key_or_group} cannot be "
+            f"{'deleted' if override.is_delete() else 'overridden'} (allowed with resume: {', '.join(ALLOWED)})")
 
 
 def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
@@ -73,14 +81,11 @@ def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     cfg = OmegaConf.create(upgrade_config(state["config"]))
-    for override in _parsed(overrides):
-        key = override.key_or_group
-        if key == "resume" or key.startswith(("hydra.", "hydra/")):
-            continue
-        if key not in ALLOWED or override.is_delete():
-            raise UserError(f"resume continues the checkpoint's own config; {key} cannot be overridden "
-                            f"(allowed with resume: {', '.join(ALLOWED)})")
-        OmegaConf.update(cfg, key, yaml.safe_load(override.get_value_element_as_str()), force_add=True)
+    for override in filter(_applies, _parsed(overrides)):
+        if message := refusal(override):
+            raise UserError(message)
+        OmegaConf.update(cfg, override.key_or_group, yaml.safe_load(override.get_value_element_as_str()),
+                         force_add=True)
     cfg.resume = str(run_dir)
     return cfg
 

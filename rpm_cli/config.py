@@ -18,6 +18,7 @@ MAX_BALLS = 8  # slot matching is exhaustive over permutations
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096
 MAX_FRAMES = 1_000_000
+MAX_MEMORY_GB = 1_000_000  # a petabyte: a budget above it is a typo, not a machine
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 # Keys that do not change a run's numbers: never part of a sweep dir's name or a sweep plot's axis, and the
 # only ones `resume=` accepts besides trainer.epochs.
@@ -75,8 +76,8 @@ DOMAINS: dict[str, Domain] = {
     "evaluate": BOOLEAN,
     "sweep_metric": one_of("auto", "slot_l2_px", "readout_l2_px", "loss"),
     "debug": BOOLEAN,
-    "max_memory_gb": Domain(lambda c: "a finite number > 0 or null (null: the memory available)",
-                            lambda v, c: v is None or (_is_num(v) and v > 0)),
+    "max_memory_gb": Domain(lambda c: f"a number of GB > 0 and <= {MAX_MEMORY_GB} or null (null: the memory available)",
+                            lambda v, c: v is None or (_is_num(v) and 0 < v <= MAX_MEMORY_GB)),
     "data.image_size": integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "data.n_balls": integer(1, MAX_BALLS),
     "data.n_frames": integer(3, MAX_FRAMES),

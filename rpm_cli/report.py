@@ -13,9 +13,10 @@ import numpy as np
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
+from rpm_cli.config import RUNTIME_KEYS
 from rpm_cli.errors import UserError, reported
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import FIG1_METHODS, PRESETS, TUNING_SEEDS, method_override, parse_run_dir
+from rpm_cli.reproduction import FIG1_METHODS, PRESETS, TUNED_SHIFT, TUNING_SEEDS, method_override, parse_run_dir
 from rpm_cli.runs import CHECKPOINT, STARTS, load_checkpoint, read_metrics, upgrade_config
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
@@ -193,12 +194,14 @@ def tuning_section(root: Path) -> str:
     if not sweeps:
         return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
     lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | val joint L2 | val slot L2 "
-             f"| seeds with all balls tracked (< {TRACKED_PX:g} px, val) | random-init val slot L2 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"| seeds with all balls tracked (< {TRACKED_PX:g} px, val) | random-init val slot L2 | best in its sweep |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for sweep in sweeps:
         settings = {}
         for row in summary_rows(sweep, finished_only=True):
             settings.setdefault(row["setting"], []).append(row)
+        # What a search over this sweep selects: the lowest mean validation slot L2 (the test video is not read).
+        best = min(settings, key=lambda s: stat([r["slot_l2_px"] for r in settings[s]])[0]) if len(settings) > 1 else None
         for overrides, rows in settings.items():
             thetas = [r["final_lengthscale_px"] for r in rows if isinstance(r["final_lengthscale_px"], float)]
             tracked = sum(r["balls_tracked"] == r["n_balls"] for r in rows)
@@ -206,7 +209,8 @@ def tuning_section(root: Path) -> str:
                 f"| {sweep.name} | `{overrides}` | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['epochs']} "
                 f"| {fmt([r['final_loss'] for r in rows])} | {fmt(thetas) if thetas else '—'} "
                 f"| {fmt([r['readout_l2_px'] for r in rows])} | {fmt([r['slot_l2_px'] for r in rows])} "
-                f"| {tracked} of {len(rows)} | {fmt([r['random_init_slot_l2_px'] for r in rows])} |")
+                f"| {tracked} of {len(rows)} | {fmt([r['random_init_slot_l2_px'] for r in rows])} "
+                f"| {'**yes**' if overrides == best else ''} |")
     return "\n".join(lines)
 
 
@@ -306,8 +310,11 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         + priors_section(found, figure_preset) + "\n\n" + "\n".join(prior_verdicts(found, figure_preset))
         + ("\n\n![P(z'|z) per prior](figures/priors.png)" if priors_figure.exists() else ""),
         "## Theory\n\n" + theory_summary(root),
-        "## How the tuned recipe was found\n\nGaussian f_θ, full size, each run scored on the **validation** "
-        "video; `scripts/tune.sh` reruns every sweep as it was run (plots in `tuning/*/sweep_summary.png`).\n\n"
+        "## How the tuned recipe was found\n\nGaussian f_θ, full size, tuning seeds only, each run scored on the "
+        "**validation** video (the test video is not read); `scripts/tune.sh` reruns every sweep (plots in "
+        "`tuning/*/sweep_summary.png`). Within a sweep the setting with the lowest mean validation slot L2 is "
+        "selected (*best in its sweep*); the last sweep compares whole recipes, and its winner is `trainer=tuned` "
+        f"(initial shift {TUNED_SHIFT:g}).\n\n"
         + tuning_section(root),
         *ablation_sections(root),
         "## Every run\n\n" + per_run_table(found),
@@ -333,13 +340,13 @@ def main(argv=None) -> int:
 
 # --- `make ablations`: tables read from the sweeps under <root>/ablations/<part>/<sweep>/ -------------------
 
-RECIPE_CHANGES = {"adam": "Adam at lr 0.02", "shift": "last BatchNorm shift -8", "restarts": "best of 5 starts"}
+RECIPE_CHANGES = {"adam": "Adam at lr 0.02", "shift": "last BatchNorm shift {shift:g}", "restarts": "best of 5 starts"}
 CHOICES = {  # sweep suffix: (what the paper leaves open, rpm's choice, the alternative)
     "units": ("latent units f_θ sees", "image size = 1 (z in (0, 1))", "pixels; [-1, 1]"),
     "batchnorm": ("base and next frames in one BatchNorm batch", "one batch of 2B", "two batches of B"),
     "theta0": ("initial θ", "one ball diameter (32 px)", "8 px"),
     "sum": ("mean vs summed loss", "mean over the batch", "sum"),
-    "shift": ("the last BatchNorm's initial shift", "the recipe's (0 paper, -8 tuned)", "the other (-8 / 0)"),
+    "shift": ("the last BatchNorm's initial shift", f"the recipe's (0 paper, {TUNED_SHIFT:g} tuned)", f"the other ({TUNED_SHIFT:g} / 0)"),
     "background": ("background colour", "black", "white"),
     "antialias": ("anti-aliased ball edges", "yes", "no"),
 }
@@ -357,6 +364,18 @@ def _cell(rows, key) -> str:
     return fmt([r[key] for r in rows]) if rows else "—"
 
 
+def _earlier_recipe_note(sweeps: dict[str, list[dict]]) -> str:
+    """Sweeps measured before the tuning's validation rerun moved trainer=tuned's shift say so (read from the runs)."""
+    earlier = {name: sorted({float(r["map_bias_init"]) for r in rows} - {TUNED_SHIFT}) for name, rows in sweeps.items()}
+    earlier = {name: shifts for name, shifts in earlier.items() if shifts}
+    if not earlier:
+        return ""
+    shifts = sorted({s for values in earlier.values() for s in values})
+    return (f"\n\n**Measured with the tuned recipe's earlier initial shift ({', '.join(f'{s:g}' for s in shifts)}): "
+            f"{', '.join(f'`{name}`' for name in earlier)}; `trainer=tuned` now starts it at {TUNED_SHIFT:g}.** "
+            f"To remeasure, delete those sweeps and run `make ablations`.")
+
+
 def _all_tracked(rows, prefix="") -> str:
     return f"{sum(r[prefix + 'balls_tracked'] == r['n_balls'] for r in rows)} of {len(rows)}"
 
@@ -370,6 +389,8 @@ def recipe_section(root: Path) -> str | None:
     sentences = []
     for prior in ("gaussian", "linear"):
         rows = {name.removeprefix(prior + "-"): r for name, r in sweeps.items() if name.startswith(prior + "-")}
+        shifted = rows.get("paper+shift") or [{"map_bias_init": TUNED_SHIFT}]  # the shift those runs used
+        changes = {**RECIPE_CHANGES, "shift": RECIPE_CHANGES["shift"].format(shift=float(shifted[0]["map_bias_init"]))}
         for setting, rs in rows.items():
             lines.append(f"| {prior} | {setting} | {', '.join(str(r['seed']) for r in rs)} | {_cell(rs, 'slot_l2_px')} "
                          f"| {_cell(rs, 'readout_l2_px')} | {_all_tracked(rs)} |")
@@ -380,10 +401,10 @@ def recipe_section(root: Path) -> str | None:
         if works("tuned") is False:
             sentences.append(f"- {prior}: the tuned recipe itself does not work with this critic, so no change is "
                              f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(
-                                 w for c, w in RECIPE_CHANGES.items() if works(f"paper+{c}")) if any(
-                                 works(f"paper+{c}") for c in RECIPE_CHANGES) else "no single change from Appendix D works either") + ".")
+                                 w for c, w in changes.items() if works(f"paper+{c}")) if any(
+                                 works(f"paper+{c}") for c in changes) else "no single change from Appendix D works either") + ".")
             continue
-        for change, words in RECIPE_CHANGES.items():
+        for change, words in changes.items():
             alone, without = works(f"paper+{change}"), works(f"tuned-{change}")
             if alone is None or without is None:
                 continue
@@ -391,7 +412,9 @@ def recipe_section(root: Path) -> str | None:
                              f"and {'not necessary' if without else 'necessary'} in the tuned recipe.")
     return ("## Ablations of the recipe (validation video, tuning seeds)\n\nOne change at a time, from Appendix D "
             "(`paper+change`) and from the tuned recipe (`tuned-change`). A setting *works* when its mean validation "
-            f"slot L2 is below {SLOT_TARGET_PX:g} px.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(sentences))
+            f"slot L2 is below {SLOT_TARGET_PX:g} px.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(sentences)
+            + _earlier_recipe_note({name: rs for name, rs in sweeps.items()
+                                    if name.endswith(("-tuned", "-tuned-adam", "-tuned-restarts", "+shift"))}))
 
 
 def beyond_section(root: Path) -> str | None:
@@ -415,7 +438,8 @@ def beyond_section(root: Path) -> str | None:
                      f"| {_cell(lin, 'test_slot_l2_px')} | {random:.2f} | {'holds' if holds else 'does not hold'} |")
     return ("## Beyond the paper's setting (test video, reporting seeds, tuned recipe, no retuning)\n\nThe claim "
             f"*holds* when the Gaussian's mean slot L2 is below {SLOT_TARGET_PX:g} px and the linear critic's at least "
-            f"{FAIL_FRACTION:g}× the random-init encoder's.\n\n" + "\n".join(lines))
+            f"{FAIL_FRACTION:g}× the random-init encoder's.\n\n" + "\n".join(lines)
+            + _earlier_recipe_note(sweeps))
 
 
 def lengthscale_section(root: Path) -> str | None:
@@ -436,14 +460,16 @@ def lengthscale_section(root: Path) -> str | None:
     fixed = [r for r in rows if str(r["learn_lengthscale"]) != "True"]
     best = min(grid.items(), key=lambda kv: stat([r["slot_l2_px"] for r in kv[1]])[0])  # chosen on validation
     motion = rows[0]["motion_lengthscale_px"]
-    text = (f"Learned θ ends at {fmt([r['final_lengthscale_px'] for r in learned])} px over all starts "
-            f"(θ0 from {min(r['initial_lengthscale_px'] for r in rows)} to {max(r['initial_lengthscale_px'] for r in rows)} px); "
-            f"the simulated motion implies θ = {motion:.1f} px (one step of a ball's 2-D move per coordinate: "
-            f"step/√2). Lowest mean validation slot L2: θ0 = {best[0][0]:g} px, "
+    ends = ", ".join(f"{theta0:g} → {stat([r['final_lengthscale_px'] for r in rs])[0]:.1f}"
+                     for (theta0, learn), rs in sorted(grid.items()) if learn == "True")
+    text = (f"Where learned θ ends, by θ0 (px, mean over seeds): {ends}; the simulated motion implies "
+            f"θ = {motion:.1f} px (one step of a ball's 2-D move per coordinate: step/√2). "
+            f"Lowest mean validation slot L2: θ0 = {best[0][0]:g} px, "
             f"{'learned' if best[0][1] == 'True' else 'fixed'} (test {fmt([r['test_slot_l2_px'] for r in best[1]])} px). "
             f"Fixed θ: mean slot L2 {fmt([r['test_slot_l2_px'] for r in fixed])} px; learned: "
             f"{fmt([r['test_slot_l2_px'] for r in learned])} px.")
-    picture = "".join(f"\n\n![lengthscale sweep, {name} θ, validation video](ablations/lengthscale/{name}/sweep_summary.png)"
+    picture = "".join(f"\n\n![lengthscale sweep, {'learned' if name == 'true' else 'fixed'} θ, validation video]"
+                      f"(ablations/lengthscale/{name}/sweep_summary.png)"
                       for name in sweeps) + "\n\n(The plots show the validation video, as every sweep summary does.)"
     return ("## The lengthscale sweep (Gaussian f_θ, test video, reporting seeds, tuned recipe)\n\n"
             + "\n".join(lines) + "\n\n" + text + picture)
@@ -454,7 +480,9 @@ def choices_section(root: Path) -> str | None:
     if not sweeps:
         return None
     lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | val slot L2, rpm's (px) "
-             "| val slot L2, alternative (px) | every ball tracked, alternative |", "|---|---|---|---|---|---|---|"]
+             "| val slot L2, alternative (px) | every ball tracked, alternative | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    deciding = {"paper": [], "tuned": []}
     for recipe in ("paper", "tuned"):
         default = sweeps.get(f"{recipe}-default", [])
         for key, (what, ours, alternative) in CHOICES.items():
@@ -463,14 +491,36 @@ def choices_section(root: Path) -> str | None:
                 continue
             by_value = {}
             for r in rows:
-                value = " ".join(v for k, v in r.items() if k.startswith("override:") and k.split(":", 1)[1]
-                                 not in ("seed", "evaluate", "trainer", "prior", "trainer.threads", "trainer.progress"))
+                # The alternative is what the sweep overrides besides the recipe, the prior and the runtime keys.
+                value = " ".join(f"`{k.split(':', 1)[1]}={v}`" for k, v in r.items() if k.startswith("override:")
+                                 and k.split(":", 1)[1] not in (*RUNTIME_KEYS, "trainer", "prior"))
                 by_value.setdefault(value, []).append(r)
             for value, rs in by_value.items():
+                verdict = choice_verdict(default, rs)
+                if verdict.startswith("**decides"):
+                    deciding[recipe].append(f"{what} ({value or alternative})")
                 lines.append(f"| {what} | {ours} | {value or alternative} | {recipe} | {_cell(default, 'slot_l2_px')} "
-                             f"| {_cell(rs, 'slot_l2_px')} | {_all_tracked(rs)} |")
+                             f"| {_cell(rs, 'slot_l2_px')} | {_all_tracked(rs)} | {verdict} |")
+    summary = "\n".join(f"- Under the {'tuned recipe' if recipe == 'tuned' else 'Appendix D recipe'}, "
+                        + (f"the choices that decide whether the result appears: {'; '.join(found)}."
+                           if found else "no single choice here decides whether the result appears.")
+                        for recipe, found in deciding.items())
     return ("## What the paper leaves open, measured (validation video, tuning seeds, Gaussian f_θ)\n\n"
-            + "\n".join(lines))
+            f"Each alternative changes one choice from rpm's and leaves the rest of the recipe as it is. A setting "
+            f"*works* when its mean validation slot L2 is below {SLOT_TARGET_PX:g} px; a choice *decides* when "
+            f"rpm's setting and the alternative fall on different sides of that line.\n\n"
+            + "\n".join(lines) + "\n\n" + summary)
+
+
+def choice_verdict(default_rows, alternative_rows) -> str:
+    """Whether swapping one choice moves the mean validation slot L2 across the line between working and not."""
+    ours, theirs = (stat([r["slot_l2_px"] for r in rows])[0] < SLOT_TARGET_PX
+                    for rows in (default_rows, alternative_rows))
+    if ours and not theirs:
+        return "**decides**: the alternative breaks it"
+    if theirs and not ours:
+        return "**decides**: the alternative makes it work"
+    return "does not decide (both work)" if ours else "does not decide here (neither works)"
 
 
 def ablation_sections(root: Path) -> list[str]:

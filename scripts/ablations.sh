@@ -3,7 +3,8 @@
 # open-choice tables. Each sweep is one Hydra multirun (its seeds one after another, each run evaluated inline);
 # JOBS sweeps run at a time. `rpm report` includes each table whose sweeps are present. Re-running continues:
 # finished sweeps are skipped, finished runs reused, killed runs resumed.
-#   PARTS="recipe beyond lengthscale choices" (this order by default)  JOBS=2  OUT=outputs/reproduce/ablations
+#   PARTS="recipe beyond lengthscale choices" (this order by default)  RECIPES="tuned paper" (for choices)
+#   CRITICS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
 # Ablations and open choices are about choices: they read the validation video and run on tuning seeds.
 # Beyond-the-setting and the lengthscale sweep are results: test video, reporting seeds.
 set -euo pipefail
@@ -11,8 +12,11 @@ cd "$(dirname "$0")/.."
 export OUT=${OUT:-outputs/reproduce/ablations}
 PARTS=${PARTS:-"recipe beyond lengthscale choices"}
 JOBS=${JOBS:-2}
+RECIPES=${RECIPES:-"tuned paper"}
+CRITICS=${CRITICS:-"gaussian linear"}
 tuning_seeds=$(python -c "from rpm_cli.reproduction import TUNING_SEEDS as s; print(','.join(map(str, s[1:4])))")
 reporting_seeds=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(','.join(map(str, s)))")
+tuned_shift=$(python -c "from rpm_cli.reproduction import TUNED_SHIFT; print(TUNED_SHIFT)")  # the tuned recipe's
 
 sweep() {  # part/name, then overrides; skipped when its summary exists (to redo one, delete its dir)
   local dir="$OUT/$1" log="$OUT/logs/${1//\//-}.log"
@@ -29,11 +33,11 @@ plan() {  # one line per sweep: part/name overrides...
   for part in $PARTS; do
     case $part in
       recipe)  # Appendix D plus each change alone; the tuned recipe minus each change; both critics
-        for prior in gaussian linear; do
+        for prior in $CRITICS; do
           s="prior=$prior seed=$tuning_seeds"
           echo "recipe/$prior-paper experiment=paper $s"
           echo "recipe/$prior-paper+adam experiment=paper trainer.optimizer=adam trainer.lr=0.02 $s"
-          echo "recipe/$prior-paper+shift experiment=paper encoder.map_bias_init=-8 $s"
+          echo "recipe/$prior-paper+shift experiment=paper encoder.map_bias_init=$tuned_shift $s"
           echo "recipe/$prior-paper+restarts experiment=paper trainer.restarts=5 trainer.restart_epochs=2 $s"
           echo "recipe/$prior-tuned trainer=tuned $s"
           echo "recipe/$prior-tuned-adam trainer=tuned trainer.optimizer=sgd trainer.lr=0.005 $s"
@@ -41,7 +45,7 @@ plan() {  # one line per sweep: part/name overrides...
           echo "recipe/$prior-tuned-restarts trainer=tuned trainer.restarts=1 $s"
         done ;;
       beyond)  # other numbers of balls, and 128² frames with 16-px balls: the same recipe, no retuning
-        for prior in gaussian linear; do
+        for prior in $CRITICS; do
           echo "beyond/$prior-balls data.n_balls=2,4,5 prior=$prior seed=$reporting_seeds"
           echo "beyond/$prior-small data.image_size=128 data.ball_diameter=16 prior=$prior seed=$reporting_seeds"
         done ;;
@@ -50,9 +54,9 @@ plan() {  # one line per sweep: part/name overrides...
           echo "lengthscale/$learn prior=gaussian prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale=$learn seed=$reporting_seeds"
         done ;;
       choices)  # what the paper leaves open: rpm's choice vs an alternative, under both recipes, Gaussian f_θ
-        for recipe in paper tuned; do
+        for recipe in $RECIPES; do
           s="trainer=$recipe prior=gaussian seed=$tuning_seeds"
-          [ "$recipe" = paper ] && shift_alt=-8 || shift_alt=0
+          [ "$recipe" = paper ] && shift_alt=$tuned_shift || shift_alt=0
           echo "choices/$recipe-default $s"
           echo "choices/$recipe-units encoder.latent_units=pixels,signed $s"
           echo "choices/$recipe-batchnorm trainer.batchnorm_batch=separate $s"

@@ -51,7 +51,7 @@ def test_evaluate_accepts_an_explicit_run_dir(trained):
 def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
     cfg = run_rpm(["train", "prior=linear", "--cfg", "job"], tmp_path, check=True)
     assert "name: linear" in cfg.stdout and "optimizer: adam" in cfg.stdout  # the tuned recipe by default
-    assert "map_bias_init: -8.0" in cfg.stdout and "name: paper" not in cfg.stdout
+    assert "map_bias_init: -6.0" in cfg.stdout and "name: paper" not in cfg.stdout
     for preset in ("experiment=paper", "trainer=paper"):
         paper = run_rpm(["train", preset, "--cfg", "job"], tmp_path, check=True).stdout
         assert "optimizer: sgd" in paper and "lr: 0.005" in paper and "epochs: 30" in paper

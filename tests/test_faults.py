@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
@@ -118,13 +118,14 @@ def _with(overrides: dict):
 def _plausible(key: str, value) -> bool:
     """An independent, coarse reading of a key's domain from its default's type: what any valid value has."""
     default = OmegaConf.select(BASE, key)
+    if value is None and key in ("max_memory_gb", "data.cache_dir"):  # the two keys whose null means "none"
+        return True
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int) and not isinstance(default, bool):
         return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
     if isinstance(default, float) or key == "max_memory_gb":
-        return value is None if key == "max_memory_gb" and value is None else (
-            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if isinstance(default, str):
         return isinstance(value, str) and value != ""
     return True
@@ -132,6 +133,7 @@ def _plausible(key: str, value) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(KEYS), ANY_VALUE, min_size=1, max_size=3))
+@example({"data.cache_dir": None})  # found by this test: null is a valid cache_dir (no cache)
 def test_fuzzed_configs_are_accepted_only_inside_their_domains(overrides):
     cfg = _with(overrides)
     try:
@@ -148,6 +150,7 @@ def test_fuzzed_configs_are_accepted_only_inside_their_domains(overrides):
 
 @settings(max_examples=100, deadline=None)
 @given(st.sampled_from(KEYS), SURELY_BAD)
+@example("max_memory_gb", 10**30)  # found by this test: max_memory_gb had no upper bound
 def test_surely_bad_values_are_always_refused(key, value):
     with pytest.raises(UserError):
         validate_train(_with({key: value}))

@@ -68,6 +68,9 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     rows = [line for line in tuning_section(tmp_path / "root").splitlines() if line.startswith("| grid |")]
     assert len(rows) == 2 and all("| 0, 1 | 2 |" in row and " of 2 |" in row for row in rows)
     assert {"prior.lengthscale=6" in row for row in rows} == {True, False}
+    # The setting a search selects is the one with the lower mean validation slot L2, and only that one.
+    slot = {row: float(row.split("|")[8].split("±")[0]) for row in rows}
+    assert [row.endswith("| **yes** |") for row in rows] == [slot[row] == min(slot.values()) for row in rows]
 
 
 def test_joblib_launcher(tmp_path):

@@ -56,6 +56,7 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
             "learn_lengthscale": prior.get("learn_lengthscale", ""),
             "final_lengthscale_px": final.get("lengthscale_px", ""), "final_loss": final["loss"],
             "epochs": final["epoch"], "restarts": cfg["trainer"].get("restarts", 1),
+            "map_bias_init": cfg["encoder"]["map_bias_init"],
             **{m: val[m] for m in METRICS}, "balls_tracked": val["balls_tracked"],
             **{f"random_init_{m}": val["random_init"][m] for m in METRICS},
             "chance_l2_px": val["chance"]["readout_l2_px"],

@@ -90,23 +90,19 @@ def _check(config_name: str, args: list[str]) -> str | None:
                 continue  # dropping a group's default is Hydra's to do
             if override.is_add():
                 return f"{name} already has a default: set it with {name}=<option>, not +{name}="
-            allowed = options(name, extra)
-            if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
-                continue  # glob(...): Hydra expands it against the options that exist
+            if override.value_type == ValueType.GLOB_CHOICE_SWEEP or override.is_interval_sweep():
+                continue  # glob(...), interval(...): Hydra expands them against the options that exist
             if override.is_discrete_sweep():
                 values = list(override.sweep_string_iterator())
-            elif override.is_sweep_override():  # glob(...), a range: Hydra expands it against the options
-                continue
             else:
                 values = [override.get_value_element_as_str()]
+            allowed = options(name, extra)
             for value in values:
                 if value not in allowed and value != "null":
                     return f"{name} must be one of: {', '.join(allowed)} (got '{value}')"
             choices.append([f"{name}={value}" for value in values])
-        elif not (override.is_add() or override.is_force_add() or override.is_delete()):
-            keys.append(name)
-        elif override.is_delete():
-            keys.append(name)  # deleting a key that does not exist is an unknown key too
+        elif not (override.is_add() or override.is_force_add()):
+            keys.append(name)  # set or deleted: either way the key must exist
     if not keys:
         return None
     searchpath = [f"hydra.searchpath=[{','.join('file://' + str(d.resolve()) for d in extra)}]"] if extra else []
@@ -118,6 +114,6 @@ def _check(config_name: str, args: list[str]) -> str | None:
             if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is _MISSING:
                 close = difflib.get_close_matches(key, leaf_keys(cfg), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else " (add a new key with +key=value)"
-                where = f" with {' '.join(chosen)}" if len(choices) and any(len(c) > 1 for c in choices) else ""
+                where = f" with {' '.join(chosen)}" if any(len(c) > 1 for c in choices) else ""
                 return f"unknown key {key}{where}{hint}"
     return None

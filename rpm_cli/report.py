@@ -65,6 +65,20 @@ def fmt(values, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
+def mean_of(rows, key) -> float:
+    return stat([r[key] for r in rows])[0]
+
+
+def works(rows) -> bool:
+    """A setting works when its mean validation slot L2 is below the target."""
+    return mean_of(rows, "slot_l2_px") < SLOT_TARGET_PX
+
+
+def selected(groups: dict):
+    """What a search over these settings selects: the lowest mean validation slot L2 (the test video is not read)."""
+    return min(groups, key=lambda key: mean_of(groups[key], "slot_l2_px"))
+
+
 def test_scores(runs, key, control=None) -> list[float]:
     return [(r["test"][control] if control else r["test"])[key] for r in runs]
 
@@ -200,8 +214,7 @@ def tuning_section(root: Path) -> str:
         settings = {}
         for row in summary_rows(sweep, finished_only=True):
             settings.setdefault(row["setting"], []).append(row)
-        # What a search over this sweep selects: the lowest mean validation slot L2 (the test video is not read).
-        best = min(settings, key=lambda s: stat([r["slot_l2_px"] for r in settings[s]])[0]) if len(settings) > 1 else None
+        best = selected(settings) if len(settings) > 1 else None
         for overrides, rows in settings.items():
             thetas = [r["final_lengthscale_px"] for r in rows if isinstance(r["final_lengthscale_px"], float)]
             tracked = sum(r["balls_tracked"] == r["n_balls"] for r in rows)
@@ -395,17 +408,16 @@ def recipe_section(root: Path) -> str | None:
             lines.append(f"| {prior} | {setting} | {', '.join(str(r['seed']) for r in rs)} | {_cell(rs, 'slot_l2_px')} "
                          f"| {_cell(rs, 'readout_l2_px')} | {_all_tracked(rs)} |")
 
-        def works(setting):
-            rs = rows.get(setting)
-            return None if not rs else stat([r["slot_l2_px"] for r in rs])[0] < SLOT_TARGET_PX
-        if works("tuned") is False:
+        def setting_works(setting):
+            return works(rows[setting]) if rows.get(setting) else None
+        if setting_works("tuned") is False:
             sentences.append(f"- {prior}: the tuned recipe itself does not work with this critic, so no change is "
                              f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(
-                                 w for c, w in changes.items() if works(f"paper+{c}")) if any(
-                                 works(f"paper+{c}") for c in changes) else "no single change from Appendix D works either") + ".")
+                                 w for c, w in changes.items() if setting_works(f"paper+{c}")) if any(
+                                 setting_works(f"paper+{c}") for c in changes) else "no single change from Appendix D works either") + ".")
             continue
         for change, words in changes.items():
-            alone, without = works(f"paper+{change}"), works(f"tuned-{change}")
+            alone, without = setting_works(f"paper+{change}"), setting_works(f"tuned-{change}")
             if alone is None or without is None:
                 continue
             sentences.append(f"- {prior}: {words} is {'sufficient' if alone else 'not sufficient'} on its own "
@@ -431,9 +443,9 @@ def beyond_section(root: Path) -> str | None:
     for setting, by_prior in groups.items():
         g, lin = by_prior.get("gaussian", []), by_prior.get("linear", [])
         every = g + lin
-        random = stat([r["test_random_init_slot_l2_px"] for r in every])[0]
-        holds = bool(g) and stat([r["test_slot_l2_px"] for r in g])[0] < SLOT_TARGET_PX and (
-            not lin or stat([r["test_slot_l2_px"] for r in lin])[0] >= FAIL_FRACTION * random)
+        random = mean_of(every, "test_random_init_slot_l2_px")
+        holds = bool(g) and mean_of(g, "test_slot_l2_px") < SLOT_TARGET_PX and (
+            not lin or mean_of(lin, "test_slot_l2_px") >= FAIL_FRACTION * random)
         lines.append(f"| {setting} | {_cell(g, 'test_slot_l2_px')} | {_all_tracked(g, 'test_') if g else '—'} "
                      f"| {_cell(lin, 'test_slot_l2_px')} | {random:.2f} | {'holds' if holds else 'does not hold'} |")
     return ("## Beyond the paper's setting (test video, reporting seeds, tuned recipe, no retuning)\n\nThe claim "
@@ -458,14 +470,14 @@ def lengthscale_section(root: Path) -> str | None:
                      f"| {_cell(rs, 'final_lengthscale_px')} |")
     learned = [r for r in rows if str(r["learn_lengthscale"]) == "True"]
     fixed = [r for r in rows if str(r["learn_lengthscale"]) != "True"]
-    best = min(grid.items(), key=lambda kv: stat([r["slot_l2_px"] for r in kv[1]])[0])  # chosen on validation
+    best = selected(grid)
     motion = rows[0]["motion_lengthscale_px"]
-    ends = ", ".join(f"{theta0:g} → {stat([r['final_lengthscale_px'] for r in rs])[0]:.1f}"
+    ends = ", ".join(f"{theta0:g} → {mean_of(rs, 'final_lengthscale_px'):.1f}"
                      for (theta0, learn), rs in sorted(grid.items()) if learn == "True")
     text = (f"Where learned θ ends, by θ0 (px, mean over seeds): {ends}; the simulated motion implies "
             f"θ = {motion:.1f} px (one step of a ball's 2-D move per coordinate: step/√2). "
-            f"Lowest mean validation slot L2: θ0 = {best[0][0]:g} px, "
-            f"{'learned' if best[0][1] == 'True' else 'fixed'} (test {fmt([r['test_slot_l2_px'] for r in best[1]])} px). "
+            f"Lowest mean validation slot L2: θ0 = {best[0]:g} px, "
+            f"{'learned' if best[1] == 'True' else 'fixed'} (test {fmt([r['test_slot_l2_px'] for r in grid[best]])} px). "
             f"Fixed θ: mean slot L2 {fmt([r['test_slot_l2_px'] for r in fixed])} px; learned: "
             f"{fmt([r['test_slot_l2_px'] for r in learned])} px.")
     picture = "".join(f"\n\n![lengthscale sweep, {'learned' if name == 'true' else 'fixed'} θ, validation video]"
@@ -514,8 +526,7 @@ def choices_section(root: Path) -> str | None:
 
 def choice_verdict(default_rows, alternative_rows) -> str:
     """Whether swapping one choice moves the mean validation slot L2 across the line between working and not."""
-    ours, theirs = (stat([r["slot_l2_px"] for r in rows])[0] < SLOT_TARGET_PX
-                    for rows in (default_rows, alternative_rows))
+    ours, theirs = works(default_rows), works(alternative_rows)
     if ours and not theirs:
         return "**decides**: the alternative breaks it"
     if theirs and not ours:

@@ -201,25 +201,27 @@ def prior_verdicts(found: dict, preset: str) -> list[str]:
 
 def tuning_section(root: Path) -> str:
     """The sweeps under root/tuning/ (written by scripts/tune.sh): one row per setting, seeds pooled."""
-    from rpm_cli.figures.sweep import summary_rows
+    from rpm_cli.figures.sweep import sweep_rows
 
-    sweeps = sorted((p for p in (root / "tuning").glob("*") if p.is_dir() and any(p.rglob("checkpoint.pt"))),
-                    key=lambda p: (TUNING_ORDER.index(p.name) if p.name in TUNING_ORDER else len(TUNING_ORDER), p.name))
+    def order(sweep: Path):
+        return TUNING_ORDER.index(sweep.name) if sweep.name in TUNING_ORDER else len(TUNING_ORDER), sweep.name
+
+    sweeps = {p.name: rows for p in sorted((root / "tuning").glob("*"), key=order) if p.is_dir() and (rows := sweep_rows(p))}
     if not sweeps:
         return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
     lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | val joint L2 | val slot L2 "
              f"| seeds with all balls tracked (< {TRACKED_PX:g} px, val) | random-init val slot L2 | best in its sweep |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for sweep in sweeps:
+    for name, runs in sweeps.items():
         settings = {}
-        for row in summary_rows(sweep, finished_only=True):
+        for row in runs:
             settings.setdefault(row["setting"], []).append(row)
         best = selected(settings) if len(settings) > 1 else None
         for overrides, rows in settings.items():
             thetas = [r["final_lengthscale_px"] for r in rows if isinstance(r["final_lengthscale_px"], float)]
             tracked = sum(r["balls_tracked"] == r["n_balls"] for r in rows)
             lines.append(
-                f"| {sweep.name} | `{overrides}` | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['epochs']} "
+                f"| {name} | `{overrides}` | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['epochs']} "
                 f"| {fmt([r['final_loss'] for r in rows])} | {fmt(thetas) if thetas else '—'} "
                 f"| {fmt([r['readout_l2_px'] for r in rows])} | {fmt([r['slot_l2_px'] for r in rows])} "
                 f"| {tracked} of {len(rows)} | {fmt([r['random_init_slot_l2_px'] for r in rows])} "
@@ -366,11 +368,9 @@ CHOICES = {  # sweep suffix: (what the paper leaves open, rpm's choice, the alte
 
 
 def _sweeps(root: Path, part: str) -> dict[str, list[dict]]:
-    from rpm_cli.figures.sweep import summary_rows
+    from rpm_cli.figures.sweep import sweep_rows
 
-    base = root / "ablations" / part
-    return {p.name: summary_rows(p, finished_only=True) for p in sorted(base.glob("*"))
-            if p.is_dir() and any(p.rglob("evaluation.json"))} if base.is_dir() else {}
+    return {p.name: rows for p in sorted((root / "ablations" / part).glob("*")) if p.is_dir() and (rows := sweep_rows(p))}
 
 
 def _cell(rows, key) -> str:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make ablations`: the measurements behind REPORT.md's ablation, beyond-the-setting, lengthscale and
 # open-choice tables. Each sweep is one Hydra multirun (its seeds one after another, each run evaluated inline);
-# JOBS sweeps run at a time. `rpm report` includes each table whose sweeps are present. Re-running continues:
-# finished sweeps are skipped, finished runs reused, killed runs resumed.
+# JOBS sweeps run at a time. `rpm report` includes each table whose sweeps are present (their runs, or in a
+# fresh clone their committed sweep_summary.csv). Re-running continues: finished sweeps are skipped, finished
+# runs reused, killed runs resumed.
 #   PARTS="recipe beyond lengthscale choices" (this order by default)  RECIPES="tuned paper" (for choices)
 #   CRITICS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
 # Ablations and open choices are about choices: they read the validation video and run on tuning seeds.

@@ -71,6 +71,14 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     # The setting a search selects is the one with the lower mean validation slot L2, and only that one.
     slot = {row: float(row.split("|")[8].split("±")[0]) for row in rows}
     assert [row.endswith("| **yes** |") for row in rows] == [slot[row] == min(slot.values()) for row in rows]
+    # A fresh clone has only the committed sweep_summary.csv: it reads back as the same rows and the same table.
+    from rpm_cli.figures.sweep import sweep_rows, summary_rows
+
+    clone = tmp_path / "clone" / "tuning" / "grid"
+    clone.mkdir(parents=True)
+    (clone / "sweep_summary.csv").write_bytes((sweep / "sweep_summary.csv").read_bytes())
+    assert sweep_rows(clone) == summary_rows(sweep)
+    assert tuning_section(tmp_path / "clone") == tuning_section(tmp_path / "root")
 
 
 def test_joblib_launcher(tmp_path):

@@ -67,6 +67,25 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
     return rows
 
 
+TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective")
+
+
+def read_summary(sweep_dir) -> list[dict]:
+    """sweep_summary.csv read back with the types summary_rows gave it (override values stay text, as there)."""
+    with open(Path(sweep_dir) / "sweep_summary.csv", newline="") as f:
+        return [{k: v if v == "" or k in TEXT_COLUMNS or k.startswith("override:") else parse_value(v)
+                 for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def sweep_rows(sweep_dir) -> list[dict]:
+    """A sweep's finished runs: from the runs when they are here, else from its sweep_summary.csv, which is all
+    a fresh clone has of the committed sweeps (their run dirs stay local)."""
+    sweep_dir = Path(sweep_dir)
+    if any(sweep_dir.rglob(CHECKPOINT)):
+        return summary_rows(sweep_dir, finished_only=True)
+    return read_summary(sweep_dir) if (sweep_dir / "sweep_summary.csv").exists() else []
+
+
 def write_csv(rows: list[dict], path) -> None:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()

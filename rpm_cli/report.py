@@ -206,7 +206,8 @@ def tuning_section(root: Path) -> str:
     def order(sweep: Path):
         return TUNING_ORDER.index(sweep.name) if sweep.name in TUNING_ORDER else len(TUNING_ORDER), sweep.name
 
-    sweeps = {p.name: rows for p in sorted((root / "tuning").glob("*"), key=order) if p.is_dir() and (rows := sweep_rows(p))}
+    sweeps = {p.name: rows for p in sorted((root / "tuning").glob("*"), key=order)
+              if p.is_dir() and (rows := sweep_rows(p))}
     if not sweeps:
         return "No tuning sweep found under `tuning/` (run `scripts/tune.sh`)."
     lines = ["| sweep | overrides | seeds | epochs | final loss | θ (px) | val joint L2 | val slot L2 "
@@ -370,7 +371,8 @@ CHOICES = {  # sweep suffix: (what the paper leaves open, rpm's choice, the alte
 def _sweeps(root: Path, part: str) -> dict[str, list[dict]]:
     from rpm_cli.figures.sweep import sweep_rows
 
-    return {p.name: rows for p in sorted((root / "ablations" / part).glob("*")) if p.is_dir() and (rows := sweep_rows(p))}
+    return {p.name: rows for p in sorted((root / "ablations" / part).glob("*"))
+            if p.is_dir() and (rows := sweep_rows(p))}
 
 
 def _cell(rows, key) -> str:
@@ -378,7 +380,7 @@ def _cell(rows, key) -> str:
 
 
 def _earlier_recipe_note(sweeps: dict[str, list[dict]]) -> str:
-    """Sweeps measured before the tuning's validation rerun moved trainer=tuned's shift say so (read from the runs)."""
+    """Sweeps measured before the tuning's validation rerun moved trainer=tuned's shift say so (read from their rows)."""
     earlier = {name: sorted({float(r["map_bias_init"]) for r in rows} - {TUNED_SHIFT}) for name, rows in sweeps.items()}
     earlier = {name: shifts for name, shifts in earlier.items() if shifts}
     if not earlier:

@@ -19,6 +19,7 @@ from rpm_cli.config import RUNTIME_KEYS
 from rpm_cli.runs import CHECKPOINT, load_checkpoint, runs_in_sweep, upgrade_config
 
 METRICS = ("readout_l2_px", "slot_l2_px")
+SUMMARY_CSV = "sweep_summary.csv"  # the one file of a sweep that is committed (its run dirs stay local)
 
 
 def parse_value(text: str):
@@ -72,7 +73,7 @@ TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective")
 
 def read_summary(sweep_dir) -> list[dict]:
     """sweep_summary.csv read back with the types summary_rows gave it (override values stay text, as there)."""
-    with open(Path(sweep_dir) / "sweep_summary.csv", newline="") as f:
+    with open(Path(sweep_dir) / SUMMARY_CSV, newline="") as f:
         return [{k: v if v == "" or k in TEXT_COLUMNS or k.startswith("override:") else parse_value(v)
                  for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -83,7 +84,7 @@ def sweep_rows(sweep_dir) -> list[dict]:
     sweep_dir = Path(sweep_dir)
     if any(sweep_dir.rglob(CHECKPOINT)):
         return summary_rows(sweep_dir, finished_only=True)
-    return read_summary(sweep_dir) if (sweep_dir / "sweep_summary.csv").exists() else []
+    return read_summary(sweep_dir) if (sweep_dir / SUMMARY_CSV).exists() else []
 
 
 def write_csv(rows: list[dict], path) -> None:
@@ -160,13 +161,13 @@ def plot_summary(rows: list[dict], x_key: str | None, path_stem) -> list[Path]:
 def summarise_sweep(sweep_dir, x_key: str | None = None) -> dict:
     sweep_dir = Path(sweep_dir)
     rows = summary_rows(sweep_dir)
-    write_csv(rows, sweep_dir / "sweep_summary.csv")
+    write_csv(rows, sweep_dir / SUMMARY_CSV)
     x = choose_x(rows, x_key)
     plots = plot_summary(rows, x, sweep_dir / "sweep_summary")
     maps = sweep_maps(sweep_dir, rows)
     table = _table(rows)
     print(table)
-    return {"rows": rows, "x_key": x, "files": [sweep_dir / "sweep_summary.csv", *plots, maps], "table": table}
+    return {"rows": rows, "x_key": x, "files": [sweep_dir / SUMMARY_CSV, *plots, maps], "table": table}
 
 
 def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-sweep install-all test test-slow bench reproduce ablations theory clean
+.PHONY: install install-sweep install-all test test-slow fuzz flake-check bench reproduce ablations theory clean
 
 install:  ## torch 2.13.0 unless a torch is already installed, then the package (editable) with its test tools
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
@@ -20,6 +20,13 @@ test:  ## the default suite (tiny configs), a few minutes on 2 cores
 test-slow:  ## the slow tests too (multi-process launchers, fuzzed command lines)
 	$(PYTHON) -m pytest -q -m ""
 
+fuzz:  ## exploratory fuzzing: fresh hypothesis examples (20x the default counts), then 500 drawn `rpm` command lines
+	HYPOTHESIS_PROFILE=explore $(PYTHON) -m pytest -q -m fuzz
+	$(PYTHON) scripts/fuzz_cli.py --commands 500 --jobs 2
+
+flake-check:  ## the default suite's property-based tests twice: the same examples both times (CI runs this)
+	$(PYTHON) scripts/flake_check.py
+
 bench:  ## training-step, video, evaluation speed and peak memory at the paper size
 	$(PYTHON) scripts/bench.py
 
@@ -30,7 +37,7 @@ ablations:  ## recipe ablations, beyond-the-setting, lengthscale sweep, open cho
 	bash scripts/ablations.sh
 	rpm report outputs/reproduce
 
-theory:  ## the paper's identities on a closed-form model (~15 s)
+theory:  ## the paper's relations checked on a closed-form model (~50 s)
 	rpm theory
 
 clean:

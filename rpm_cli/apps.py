@@ -51,7 +51,7 @@ def train_main(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    with reported(debug=bool(cfg.get("debug"))):
+    with reported(debug=cfg.get("debug")):
         from rpm_cli.errors import TrainingDiverged
         from rpm_cli.resume import config_for_resume, sweep_job_again
         from rpm_cli.runs import CHECKPOINT, RunDirBusy
@@ -101,7 +101,7 @@ def sweep_value(metric: str, metrics: dict) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_main(cfg: DictConfig) -> None:
-    with reported(debug=bool(cfg.get("debug"))):
+    with reported(debug=cfg.get("debug")):
         from rpm_cli.evaluate import evaluate
 
         evaluate(cfg)
@@ -109,7 +109,7 @@ def evaluate_main(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="figures")
 def figures_main(cfg: DictConfig) -> None:
-    with reported(debug=bool(cfg.get("debug"))):
+    with reported(debug=cfg.get("debug")):
         from rpm_cli.figures.main import figures
 
         for path in figures(cfg, Path(HydraConfig.get().runtime.output_dir)):
@@ -119,7 +119,7 @@ def figures_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="theory")
 def theory_main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    with reported(debug=bool(cfg.get("debug"))):
+    with reported(debug=cfg.get("debug")):
         from rpm_cli.theory.lab import format_table, run_theory, validate_theory
 
         validate_theory(cfg)
@@ -127,3 +127,7 @@ def theory_main(cfg: DictConfig) -> None:
         print(format_table(result))
         for path in result["files"]:
             print(f"wrote {path}")
+        failed = [c["name"] for c in result["checks"] if c["passed"] is False]
+    if failed:   # the table and every file are written first; a failing counted check is the run's failure
+        print(f"error: {len(failed)} counted check(s) failed: {', '.join(failed)} (exit status 1)", file=sys.stderr)
+        sys.exit(1)

@@ -48,6 +48,20 @@ def output_dir_error(args: list[str]) -> str | None:
     return None
 
 
+def hydra_flags_error(args: list[str]) -> str | None:
+    """Hydra's own flags, parsed by Hydra's parser before it runs: its usage text would be many lines."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    problems = []
+    parser.error = problems.append  # argparse reports through error(); keep the message, do not exit
+    try:
+        parser.parse_args(args)
+    except (TypeError, AttributeError):  # argparse goes on after error() returns: the first message is kept
+        pass
+    return f"{problems[0]} (see rpm <command> --help)" if problems else None
+
+
 def _error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
@@ -65,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "-sc", "--shell-completion")]
     if len({m.lstrip("-")[:1] for m in modes}) > 1:
         return _error(f"only one of -m/--multirun, --cfg, --info, --shell-completion at a time (got {' '.join(modes)})")
-    if config_name is not None and not any(a in ("-h", "--help", "--hydra-help") for a in rest):
+    if config_name is not None:  # also with --help: Hydra composes the overrides to print the help
         from rpm_cli import overrides
 
-        message = overrides.check(config_name, rest)
+        message = hydra_flags_error(rest) or overrides.check(config_name, rest)
         if message is None and command == "train":
             from rpm_cli.resume import command_line_error
 

@@ -127,9 +127,24 @@ DOMAINS: dict[str, Domain] = {
 # Order matters where a rule reads another key: data sizes before what depends on them.
 
 
-def check(cfg: DictConfig, key: str) -> None:
+PATH_OR_NULL = Domain(lambda c: "a path or null", lambda v, c: v is None or (isinstance(v, str) and v.strip() != ""))
+# `rpm evaluate` and `rpm figures`: their own keys, checked the same way before any work.
+EVALUATE_DOMAINS: dict[str, Domain] = {
+    "run_dir": PATH_OR_NULL, "sweep_dir": PATH_OR_NULL, "force": BOOLEAN, "batch_size": integer(1, 10_000),
+    "debug": BOOLEAN,
+}
+FIGURES_DOMAINS: dict[str, Domain] = {
+    "sweep_dir": PATH_OR_NULL, "run_dir": PATH_OR_NULL,
+    "x_key": Domain(lambda c: "a swept key or null", lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
+    "reproduce_dir": Domain(lambda c: "a path", lambda v, c: isinstance(v, str) and v.strip() != ""),
+    "preset": one_of("tuned", "paper"), "gaussian_run": PATH_OR_NULL, "linear_run": PATH_OR_NULL,
+    "supervised_run": PATH_OR_NULL, "base_frame": integer(1, MAX_FRAMES), "debug": BOOLEAN,
+}
+
+
+def check(cfg: DictConfig, key: str, domains: dict[str, Domain] = DOMAINS) -> None:
     value = OmegaConf.select(cfg, key, throw_on_missing=False)
-    domain = DOMAINS[key]
+    domain = domains[key]
     try:
         good = domain.ok(value, cfg)
     except (TypeError, AttributeError, ValueError):
@@ -143,23 +158,31 @@ def check(cfg: DictConfig, key: str) -> None:
 
 
 def validate_data(cfg: DictConfig) -> None:
-    from rpm_cli.data.balls import InfeasibleVideo, check_feasible
+    from rpm_cli.data.balls import check_feasible
 
     for key in [k for k in DOMAINS if k.startswith("data.")]:
         check(cfg, key)
     d = cfg.data
-    try:
-        check_feasible(d.image_size, d.n_balls, d.ball_diameter, d.step)
-    except InfeasibleVideo as exc:
-        raise UserError(f"data.n_balls, data.ball_diameter: {exc}") from None
+    check_feasible(d.image_size, d.n_balls, d.ball_diameter, d.step)  # an InfeasibleVideo is a UserError
 
 
-def validate_train(cfg: DictConfig) -> None:
-    """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
+def check_resolves(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # an interpolation that does not resolve, e.g. ${data.nosuch}
         raise UserError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
+
+
+def validate_keys(cfg: DictConfig, domains: dict[str, Domain]) -> None:
+    """`rpm evaluate` and `rpm figures`: every key resolves and lies in its domain."""
+    check_resolves(cfg)
+    for key in domains:
+        check(cfg, key, domains)
+
+
+def validate_train(cfg: DictConfig) -> None:
+    """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
+    check_resolves(cfg)
     for key in ("seed", "evaluate", "sweep_metric", "debug", "max_memory_gb"):
         check(cfg, key)
     validate_data(cfg)

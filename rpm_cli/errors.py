@@ -18,11 +18,14 @@ class TrainingDiverged(Exception):
 
 @contextlib.contextmanager
 def reported(debug: bool = False):
-    """Turn UserError / TrainingDiverged into `error: ...` and their exit code (traceback with debug)."""
+    """Turn UserError / TrainingDiverged into `error: ...` and their exit code (traceback with debug).
+
+    `debug` comes straight from a config, before validation (which refuses anything but a boolean): only a
+    real True shows the traceback."""
     try:
         yield
     except (UserError, TrainingDiverged) as exc:
-        if debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if debug is True or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -14,8 +14,8 @@ import torch
 from omegaconf import DictConfig
 
 from rpm_cli.atomic import write_json
+from rpm_cli.config import EVALUATE_DOMAINS, validate_keys
 from rpm_cli.data.balls import Video
-from rpm_cli.errors import UserError
 from rpm_cli.models.build import build_encoder
 from rpm_cli.objectives import info_nce_estimate_full, negatives
 from rpm_cli.readout import chance_metrics, readout_metrics
@@ -169,8 +169,7 @@ def format_table(result: dict) -> str:
 
 def evaluate(cfg: DictConfig) -> list[dict]:
     """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`."""
-    if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or not 1 <= cfg.batch_size <= 10_000:
-        raise UserError(f"batch_size must be an integer from 1 to 10000 (got {cfg.batch_size!r})")
+    validate_keys(cfg, EVALUATE_DOMAINS)
     run_dirs = runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else [resolve_run_dir(cfg.run_dir)]
     results = []
     for run_dir in run_dirs:

@@ -2,7 +2,9 @@
 
 Hydra reports an unknown key or group option with a multi-line message and exit code 1, after creating
 directories; rpm's rule is one line, exit code 2, before anything happens. `+key=value` (add) and
-`++key=value` (add or change) still add keys a user means to add; `hydra.*` and `hydra/...` are Hydra's own.
+`++key=value` (add or change) still add keys a user means to add; `~key` (delete) is refused, since every
+command reads every key of its config (a group's default, `~group`, may still be dropped); `hydra.*` and
+`hydra/...` are Hydra's own.
 """
 import difflib
 import itertools
@@ -59,6 +61,17 @@ def leaf_keys(cfg, prefix="") -> list[str]:
     return keys
 
 
+def _value_above(cfg, key: str) -> str | None:
+    """The nearest enclosing key of `key` that exists and holds a value (not a dict of keys), if any."""
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        above = ".".join(parts[:end])
+        node = OmegaConf.select(cfg, above, default=_MISSING, throw_on_missing=False)
+        if node is not _MISSING:
+            return None if OmegaConf.is_dict(node) else above
+    return None
+
+
 def check(config_name: str, args: list[str]) -> str | None:
     """None when every override names a known group option or key; else the one-line error."""
     from hydra.errors import HydraException
@@ -78,7 +91,7 @@ def _check(config_name: str, args: list[str]) -> str | None:
     multirun = any(a in ("-m", "--multirun") for a in args)
     extra = extra_config_dirs(args)
     known_groups = groups(extra)
-    choices, keys = [], []
+    choices, keys, added, forced = [], [], [], []
     for override in parsed:
         name = override.key_or_group
         if name == "hydra" or name.startswith(("hydra.", "hydra/")):
@@ -101,9 +114,15 @@ def _check(config_name: str, args: list[str]) -> str | None:
                 if value not in allowed and value != "null":
                     return f"{name} must be one of: {', '.join(allowed)} (got '{value}')"
             choices.append([f"{name}={value}" for value in values])
-        elif not (override.is_add() or override.is_force_add()):
-            keys.append(name)  # set or deleted: either way the key must exist
-    if not keys:
+        elif override.is_delete():
+            return f"{name} cannot be deleted: rpm reads every key of its config; set {name}=<value> instead"
+        elif override.is_add():
+            added.append(name)  # +key=value: the key must not exist yet
+        elif override.is_force_add():
+            forced.append(name)  # ++key=value: set or add
+        else:
+            keys.append(name)  # set: the key must exist
+    if not keys and not added and not forced:
         return None
     searchpath = [f"hydra.searchpath=[{','.join('file://' + str(d.resolve()) for d in extra)}]"] if extra else []
     # Every combination of the swept group options, so each job of a multirun is checked, not only the first.
@@ -116,4 +135,11 @@ def _check(config_name: str, args: list[str]) -> str | None:
                 hint = f" (did you mean {close[0]}?)" if close else " (add a new key with +key=value)"
                 where = f" with {' '.join(chosen)}" if any(len(c) > 1 for c in choices) else ""
                 return f"unknown key {key}{where}{hint}"
+        for key in added:
+            if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is not _MISSING:
+                return f"+{key} adds a key, but {key} exists: set it with {key}=<value> (or ++{key}=<value>)"
+        for key in added + forced:
+            parent = _value_above(cfg, key)
+            if parent is not None:
+                return f"{key} cannot be added: {parent} holds a value, not keys"
     return None

@@ -346,8 +346,17 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
     return path
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line and exit code 2, as everywhere in rpm."""
+
+    def error(self, message):
+        print(f"error: {message} (usage: {self.prog} DIR [--wall-seconds S] [--jobs N] [--figure-seconds S] "
+              f"[--reused N]; {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="rpm report", description="write DIR/REPORT.md for a `make reproduce` dir")
+    parser = OneLineParser(prog="rpm report", description="write DIR/REPORT.md for a `make reproduce` dir")
     parser.add_argument("root", type=Path, help="the reproduction directory (e.g. outputs/reproduce)")
     parser.add_argument("--wall-seconds", type=float)
     parser.add_argument("--jobs", type=int)

@@ -14,6 +14,14 @@ TINY = [
 ]
 
 
+EXPLORE_FACTOR = 20  # `make fuzz` (HYPOTHESIS_PROFILE=explore) draws this many times the default examples
+
+
+def examples(n: int) -> int:
+    """A property test's example count: n in the deterministic default suite, more when exploring."""
+    return n * EXPLORE_FACTOR if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else n
+
+
 def compose_cfg(overrides=(), config_name="train", tmp_path=None):
     extra = [f"data.cache_dir={tmp_path / 'cache'}"] if tmp_path is not None else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):

@@ -2,9 +2,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rpm_cli.data import balls
 from rpm_cli.data.balls import CORAL, InfeasibleVideo, load_video, render, simulate
+from tests.helpers import examples
 
 SIZE, N_BALLS, DIAM, STEP, NOISE = 64, 2, 12.0, 12.0, 2.0
 
@@ -96,6 +99,34 @@ def test_full_size_seeds_that_wedge_a_ball_still_give_a_valid_video(seed):
 def test_infeasible_configs_fail_at_once(kwargs):
     with pytest.raises(InfeasibleVideo):
         simulate(n_frames=10, step=5.0, heading_noise_deg=2.0, seed=0, **kwargs)
+
+
+def test_a_video_that_jams_anyway_is_a_one_line_user_error_naming_the_keys(monkeypatch, capsys):
+    from rpm_cli.errors import UserError, reported
+
+    monkeypatch.setattr(balls, "check_feasible", lambda *args: None)  # let the crowd reach the generator
+    with pytest.raises(SystemExit) as exit_info, reported():
+        simulate(n_frames=20, image_size=16, n_balls=8, diameter=4.0, step=4.0, heading_noise_deg=2.0, seed=0)
+    assert exit_info.value.code == UserError.exit_code == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "balls jammed at frame" in message
+    assert message.startswith("error: data.n_balls, data.image_size, data.ball_diameter, data.step:")
+
+
+@pytest.mark.fuzz
+@settings(max_examples=examples(60))
+@given(size=st.integers(16, 64), diameter=st.floats(1.0, 40.0), n_balls=st.integers(1, 8),
+       step_per_diameter=st.floats(0.25, 3.0), seed=st.integers(10, 10**6))
+def test_every_geometry_the_rule_accepts_generates(size, diameter, n_balls, step_per_diameter, seed):
+    """check_feasible (what validation refuses before work) and the generator agree: what passes the rule
+    does not jam. The exploratory profile (`make fuzz`) draws many more geometries than the default suite."""
+    step = diameter * step_per_diameter
+    try:
+        balls.check_feasible(size, n_balls, diameter, step)
+    except InfeasibleVideo:
+        return
+    centres = simulate(120, size, n_balls, diameter, step, 2.0, seed)
+    assert np.allclose(np.linalg.norm(np.diff(centres, axis=0), axis=-1), step)
 
 
 DATA = {"image_size": SIZE, "n_balls": N_BALLS, "ball_diameter": DIAM, "step": STEP, "heading_noise_deg": NOISE}

@@ -101,7 +101,12 @@ BAD_TRAIN = [
     (["max_memory_gb=0.001"], "more than max_memory_gb=0.001"),
     (["data.ball_diameter=0"], "data.ball_diameter must be a number > 0"),
     (["data.ball_diameter=64"], "data.ball_diameter must be a number > 0 and < data.image_size"),
-    (["data.n_balls=8", "data.ball_diameter=30"], "do not fit"),
+    (["data.n_balls=8", "data.ball_diameter=30"], "too crowded"),
+    (["data.n_balls=8", "data.image_size=16", "data.ball_diameter=4"],  # jammed the generator at frame 1
+     "data.n_balls, data.image_size, data.ball_diameter, data.step: 8 balls of diameter 4 are too crowded"),
+    (["data.step=60"], "a step of 60 px does not fit"),
+    (["+trainer.epochs=3"], "+trainer.epochs adds a key, but trainer.epochs exists"),
+    (["debug=3"], "debug must be true or false (got 3)"),
     (["data.n_frames=2"], "data.n_frames must be an integer from 3"),
     (["data.step=0"], "data.step must be a number > 0"),
     (["data.heading_noise_deg=-1"], "data.heading_noise_deg must be a finite number >= 0 and <= 180"),
@@ -148,6 +153,21 @@ def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr)
     assert not (corrupt / "evaluation.json").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["report"], "the following arguments are required: root"),
+    (["report", "--jobs", "two", "x"], "argument --jobs: invalid int value"),
+    (["figures", "debug=3"], "debug must be true or false (got 3)"),
+    (["evaluate", "+run_dir=/proc"], "+run_dir adds a key, but run_dir exists"),
+    (["figures", "~supervised_run"], "supervised_run cannot be deleted"),
+    (["figures", "nosuch=1", "--help"], "unknown key nosuch"),  # --help composes the overrides too
+])
+def test_other_commands_refuse_bad_command_lines_in_one_line(tmp_path, args, message):
+    proc = run_rpm(args, tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], \
+        proc.stderr
 
 
 def test_unknown_command(tmp_path):

@@ -5,6 +5,9 @@ from omegaconf import DictConfig
 
 
 def figures(cfg: DictConfig, out_dir: Path) -> list[Path]:
+    from rpm_cli.config import FIGURES_DOMAINS, validate_keys
+
+    validate_keys(cfg, FIGURES_DOMAINS)
     if cfg.sweep_dir:
         from rpm_cli.figures.sweep import summarise_sweep
 

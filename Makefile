@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-sweep install-all test test-slow fuzz flake-check bench reproduce ablations theory clean
+.PHONY: install install-sweep install-all test test-slow fuzz flake-check lint-imports bench reproduce ablations theory clean
 
 install:  ## torch 2.13.0 unless a torch is already installed, then the package (editable) with its test tools
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
@@ -23,6 +23,9 @@ test-slow:  ## the slow tests too (multi-process launchers, fuzzed command lines
 fuzz:  ## exploratory fuzzing: fresh hypothesis examples (20x the default counts), then 500 drawn `rpm` command lines
 	HYPOTHESIS_PROFILE=explore $(PYTHON) -m pytest -q -m fuzz
 	$(PYTHON) scripts/fuzz_cli.py --commands 500 --jobs 2
+
+lint-imports:  ## the import layers and no cycles (contracts in pyproject.toml; CI runs this)
+	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 
 flake-check:  ## the default suite's property-based tests twice: the same examples both times (CI runs this)
 	$(PYTHON) scripts/flake_check.py

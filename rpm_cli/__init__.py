@@ -5,7 +5,3 @@ from pathlib import Path
 # non-editable install carries a copy inside the package.
 _PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
 CONFIG_DIR = _PACKAGED_CONFIGS if _PACKAGED_CONFIGS.is_dir() else Path(__file__).resolve().parent.parent / "configs"
-
-# The configs use rpm's own resolvers (${rpm_runtime_keys:}, ...): register them whenever the package is
-# imported, so composing a config works from the CLI, the tests and scripts alike.
-from rpm_cli import config as _config  # noqa: E402,F401

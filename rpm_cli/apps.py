@@ -15,19 +15,21 @@ from omegaconf import DictConfig
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.errors import UserError, reported
+from rpm_cli.layout import CHECKPOINT, LATEST, RUN_LITTER
+from rpm_cli.resolvers import register_resolvers
+
+register_resolvers()  # before Hydra composes any config (launcher workers import this module too)
 
 log = logging.getLogger("rpm")
 
 
-# What a run that never reached a checkpoint can have written into its dir (Hydra's record and log, rpm's files).
-RUN_LITTER = (".hydra", ".hydra-resume", "train.log", ".rpm.lock", "metrics.jsonl", "starts.json", "tensorboard")
 
 
 def discard_if_empty(run_dir: Path) -> None:
     """A run that failed before its first checkpoint leaves no directory behind, nor the empty date dirs
     Hydra made above it. Only what rpm and Hydra write is removed, and a dir only when that leaves it empty,
     so `hydra.run.dir=.` or a dir holding other work is never wiped."""
-    if not run_dir.is_dir() or (run_dir / "checkpoint.pt").exists():
+    if not run_dir.is_dir() or (run_dir / CHECKPOINT).exists():
         return
     logging.shutdown()
     for name in RUN_LITTER:
@@ -54,7 +56,8 @@ def train_main(cfg: DictConfig) -> float:
     with reported(debug=cfg.get("debug")):
         from rpm_cli.errors import TrainingDiverged
         from rpm_cli.resume import config_for_resume, sweep_job_again
-        from rpm_cli.runs import CHECKPOINT, RunDirBusy
+        from rpm_cli.layout import CHECKPOINT
+        from rpm_cli.runs import RunDirBusy
         from rpm_cli.train import train
 
         metrics = None
@@ -76,7 +79,7 @@ def train_main(cfg: DictConfig) -> float:
             raise
         if hydra_cfg.mode == RunMode.RUN:
             from rpm_cli.atomic import point_symlink
-            from rpm_cli.runs import LATEST
+            from rpm_cli.layout import LATEST
 
             point_symlink(LATEST, run_dir)
         log.info("finished: %s", run_dir)
@@ -84,6 +87,8 @@ def train_main(cfg: DictConfig) -> float:
             from rpm_cli.evaluate import evaluate_run
 
             evaluation = evaluate_run(run_dir)
+            if hydra_cfg.mode == RunMode.RUN:  # a sweep's jobs draw none: nobody looks at each of them
+                draw_run_pictures(run_dir)
             metrics.update({k: evaluation["val"][k] for k in ("slot_l2_px", "readout_l2_px")})
         return sweep_value(cfg.sweep_metric, metrics)
 
@@ -99,12 +104,21 @@ def sweep_value(metric: str, metrics: dict) -> float:
     return value if math.isfinite(value) else float("inf")
 
 
+def draw_run_pictures(run_dir) -> None:
+    from rpm_cli.figures.run import run_pictures
+    from rpm_cli.runs import load_run
+
+    run_pictures(load_run(run_dir))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_main(cfg: DictConfig) -> None:
     with reported(debug=cfg.get("debug")):
         from rpm_cli.evaluate import evaluate
 
-        evaluate(cfg)
+        for run_dir in evaluate(cfg):
+            if cfg.pictures:
+                draw_run_pictures(run_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="figures")

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from rpm_cli import allocator
+from rpm_cli.resolvers import register_resolvers
 
 # command: (app, config name, help, whether the fast allocator pays)
 COMMANDS = {
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0
     command, rest = argv[0], argv[1:]
+    register_resolvers()  # the override checks below compose configs that use them
     if command not in COMMANDS:
         return _error(f"unknown command '{command}'; allowed: {', '.join(COMMANDS)}")
     target, config_name, _, fast_allocator = COMMANDS[command]

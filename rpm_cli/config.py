@@ -6,7 +6,6 @@ in a range numpy and torch accept, strings from their set, booleans real boolean
 on another key (the batch size on the video length, ...) say so in their rule.
 """
 import math
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,10 +19,6 @@ MAX_IMAGE_SIZE = 4096
 MAX_FRAMES = 1_000_000
 MAX_MEMORY_GB = 1_000_000  # a petabyte: a budget above it is a typo, not a machine
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
-# Keys that do not change a run's numbers: never part of a sweep dir's name or a sweep plot's axis, and the
-# only ones `resume=` accepts besides trainer.epochs.
-RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "max_memory_gb", "logger", "data.cache_dir",
-                "trainer.progress", "trainer.threads", "trainer.device")
 
 
 def _is_int(v) -> bool:
@@ -130,7 +125,8 @@ DOMAINS: dict[str, Domain] = {
 PATH_OR_NULL = Domain(lambda c: "a path or null", lambda v, c: v is None or (isinstance(v, str) and v.strip() != ""))
 # `rpm evaluate` and `rpm figures`: their own keys, checked the same way before any work.
 EVALUATE_DOMAINS: dict[str, Domain] = {
-    "run_dir": PATH_OR_NULL, "sweep_dir": PATH_OR_NULL, "force": BOOLEAN, "batch_size": integer(1, 10_000),
+    "run_dir": PATH_OR_NULL, "sweep_dir": PATH_OR_NULL, "force": BOOLEAN, "pictures": BOOLEAN,
+    "batch_size": integer(1, 10_000),
     "debug": BOOLEAN,
 }
 FIGURES_DOMAINS: dict[str, Domain] = {
@@ -211,28 +207,6 @@ def validate_train(cfg: DictConfig) -> None:
     from rpm_cli.budget import check_budget
 
     check_budget(cfg)
-
-
-def _sweep_subdir(override_dirname: str, seed) -> str:
-    # Readable and unique per job: the overrides, then the seed (always, even when not swept).
-    name = re.sub(r"[/\\]", "-", override_dirname)
-    return f"{name}_seed-{seed}" if name else f"seed-{seed}"
-
-
-def register_resolvers() -> None:
-    from rpm_cli.resume import RESOLVERS  # resume's rules live in resume.py
-
-    resolvers = {
-        **RESOLVERS,
-        "rpm_sweep_subdir": _sweep_subdir,
-        "rpm_runtime_keys": lambda: list(RUNTIME_KEYS),
-    }
-    for name, fn in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
-
-
-register_resolvers()
 
 
 def domain_table() -> str:

@@ -17,31 +17,14 @@ from rpm_cli.atomic import write_json
 from rpm_cli.config import EVALUATE_DOMAINS, validate_keys
 from rpm_cli.data.balls import Video
 from rpm_cli.models.build import build_encoder
+from rpm_cli.models.inference import calibrate_batchnorm, encode
 from rpm_cli.objectives import info_nce_estimate_full, negatives
 from rpm_cli.readout import chance_metrics, readout_metrics
-from rpm_cli.runs import CHECKPOINT, EVALUATION, Run, load_checkpoint, load_run, resolve_run_dir, runs_in_sweep
+from rpm_cli.layout import CHECKPOINT, EVALUATION
+from rpm_cli.runs import Run, load_checkpoint, load_run, resolve_run_dir, runs_in_sweep
 
 ROLES = ("val", "test")
 EVALUATION_FORMAT = 3  # bump when what evaluation.json holds changes, so old files are recomputed (3: rank ties)
-
-
-@torch.no_grad()
-def encode(encoder: torch.nn.Module, frames: np.ndarray, batch_size: int = 100) -> np.ndarray:
-    encoder.eval()
-    out = [encoder(torch.from_numpy(frames[i:i + batch_size])) for i in range(0, len(frames), batch_size)]
-    return torch.cat(out).double().numpy()
-
-
-@torch.no_grad()
-def calibrate_batchnorm(encoder: torch.nn.Module, frames: np.ndarray, batch_size: int = 100) -> None:
-    """Give an untrained encoder's BatchNorm layers the training video's statistics (a fair control)."""
-    for module in encoder.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the batches below
-    encoder.train()
-    for i in range(0, len(frames), batch_size):
-        encoder(torch.from_numpy(frames[i:i + batch_size]))
 
 
 def readout_scores(z_train, train: Video, z_held, held: Video) -> dict:
@@ -58,8 +41,8 @@ def prior_scores(model, z_held_px: np.ndarray, image_size: int, batch_size: int)
     """
     z = torch.from_numpy(z_held_px / image_size)
     base, nxt = z[:-1], z[1:]
-    dtype = _dtype(model.critic)
-    log_f = model.critic_logits(base.to(dtype), nxt.to(dtype)).double()
+    dtype = _dtype(model.prior)
+    log_f = model.prior_logits(base.to(dtype), nxt.to(dtype)).double()
     pairs = len(base)
     batch_size = min(batch_size, pairs)  # a held-out video shorter than a training batch: one batch of all pairs
     order = torch.randperm(pairs, generator=torch.Generator().manual_seed(0))
@@ -110,9 +93,9 @@ def random_init_encoder(run: Run, batch_size: int):
     return encoder
 
 
-def evaluate_run(run_dir, batch_size: int = 100, force: bool = False, pictures: bool = True) -> dict:
-    """Evaluate one run; writes and returns evaluation.json (and the run's pictures). Re-running gives the
-    same file."""
+def evaluate_run(run_dir, batch_size: int = 100, force: bool = False) -> dict:
+    """Evaluate one run; writes and returns evaluation.json (re-running gives the same file). Scores only:
+    the commands draw a run's pictures where a person will look at them."""
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT)
     out = run_dir / EVALUATION
@@ -137,15 +120,11 @@ def evaluate_run(run_dir, batch_size: int = 100, force: bool = False, pictures: 
         scores["n_frames"] = held.n_frames
         scores["random_init"] = readout_scores(z_random_train, train, encode(random_encoder, held.frames) * size, held)
         scores["chance"] = chance_metrics(train.centres, held.centres)
-        if run.critic is not None:
+        if run.prior is not None:
             scores.update(prior_scores(run.model, run.latents_px(role), size, run.cfg.trainer.batch_size))
         result[role] = scores
     result["motion_lengthscale_px"] = motion_lengthscale_px(train.centres)
     write_json(out, result)
-    if pictures:
-        from rpm_cli.figures.run import run_pictures
-
-        run_pictures(run)
     return result
 
 
@@ -167,13 +146,11 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate(cfg: DictConfig) -> list[dict]:
-    """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`."""
+def evaluate(cfg: DictConfig) -> list[Path]:
+    """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`; returns the run dirs."""
     validate_keys(cfg, EVALUATE_DOMAINS)
     run_dirs = runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else [resolve_run_dir(cfg.run_dir)]
-    results = []
     for run_dir in run_dirs:
         result = evaluate_run(run_dir, cfg.batch_size, force=cfg.force)
         print(f"{run_dir}\n{format_table(result)}")
-        results.append(result)
-    return results
+    return run_dirs

@@ -69,10 +69,6 @@ def slot_matches(z_train, c_train, z_test, c_test) -> list[float]:
     return [float(cost[k, b]) for k, b in sorted(best_assignment(cost), key=lambda kb: kb[1])]
 
 
-def slot_l2(z_train, c_train, z_test, c_test) -> float:
-    return float(np.mean(slot_matches(z_train, c_train, z_test, c_test)))
-
-
 def readout_metrics(z_train, c_train, z_test, c_test) -> dict:
     matched = slot_matches(z_train, c_train, z_test, c_test)
     return {"readout_l2_px": joint_l2(z_train, c_train, z_test, c_test), "slot_l2_px": float(np.mean(matched)),

@@ -13,11 +13,12 @@ import numpy as np
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
-from rpm_cli.config import RUNTIME_KEYS
+from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.errors import UserError, reported
 from rpm_cli.readout import TRACKED_PX
 from rpm_cli.reproduction import FIG1_METHODS, PRESETS, TUNED_SHIFT, TUNING_SEEDS, method_override, parse_run_dir
-from rpm_cli.runs import CHECKPOINT, STARTS, load_checkpoint, read_metrics, upgrade_config
+from rpm_cli.layout import CHECKPOINT, STARTS
+from rpm_cli.runs import load_checkpoint, read_metrics, upgrade_config
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
 # The claim, made testable (the paper gives no numbers): thresholds stated in the report itself.
@@ -364,7 +365,11 @@ def main(argv=None) -> int:
     parser.add_argument("--reused", type=int, default=0, help="runs an earlier invocation had already finished")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     with reported():
-        print(write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused))
+        try:
+            report = write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused)
+        except OSError as exc:  # a dir that vanished while it was read (/proc), or one that cannot be read
+            raise UserError(f"cannot read or write under {args.root}: {exc.strerror or exc} ({exc.filename})") from None
+        print(report)
     return 0
 
 
@@ -411,7 +416,7 @@ def recipe_section(root: Path) -> str | None:
     sweeps = _sweeps(root, "recipe")
     if not sweeps:
         return None
-    lines = ["| critic | setting | seeds | val slot L2 (px) | val joint L2 (px) | seeds with every ball tracked |",
+    lines = ["| prior | setting | seeds | val slot L2 (px) | val joint L2 (px) | seeds with every ball tracked |",
              "|---|---|---|---|---|---|"]
     sentences = []
     for prior in ("gaussian", "linear"):
@@ -425,7 +430,7 @@ def recipe_section(root: Path) -> str | None:
         def setting_works(setting):
             return works(rows[setting]) if rows.get(setting) else None
         if setting_works("tuned") is False:
-            sentences.append(f"- {prior}: the tuned recipe itself does not work with this critic, so no change is "
+            sentences.append(f"- {prior}: the tuned recipe itself does not work with this prior, so no change is "
                              f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(
                                  w for c, w in changes.items() if setting_works(f"paper+{c}")) if any(
                                  setting_works(f"paper+{c}") for c in changes) else "no single change from Appendix D works either") + ".")

@@ -10,21 +10,13 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from rpm_cli.config import RUNTIME_KEYS
 from rpm_cli.errors import UserError
+from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
 
-CHECKPOINT_NAME = "checkpoint.pt"  # runs.CHECKPOINT; repeated here so the CLI check imports no torch
 EXTENDABLE = "trainer.epochs"
 # Config groups (logger) are not among them: a resumed run keeps its own.
 ALLOWED = tuple(k for k in RUNTIME_KEYS if k not in ("seed", "resume", "logger")) + (EXTENDABLE,)
 
-
-# Registered by config.register_resolvers: the resumed run writes into its own dir, with its Hydra record
-# beside the original one, which stays untouched.
-RESOLVERS = {
-    "rpm_run_dir": lambda resume, default: str(resume) if resume else default,
-    "rpm_hydra_subdir": lambda resume: ".hydra-resume" if resume else ".hydra",
-}
 
 
 def _parsed(args: list[str]):
@@ -52,8 +44,8 @@ def command_line_error(args: list[str]) -> str | None:
     if resume is None:
         return None
     path = Path(resume)
-    if not (path / CHECKPOINT_NAME).is_file():
-        return f"resume must be a run dir holding {CHECKPOINT_NAME} (got '{path}')"
+    if not (path / CHECKPOINT).is_file():
+        return f"resume must be a run dir holding {CHECKPOINT} (got '{path}')"
     if any(a in ("-m", "--multirun") for a in args):
         return "resume cannot be combined with -m/--multirun: resume one run dir at a time"
     refusals = [refusal(o) for o in _parsed(args) if _applies(o)]
@@ -77,7 +69,8 @@ def refusal(override) -> str | None:
 def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
     """The checkpoint's config with the allowed command-line overrides applied, and resume set. An override
     outside ALLOWED is refused here too, so none is ever dropped, whatever path reached this function."""
-    from rpm_cli.runs import CHECKPOINT, load_checkpoint, upgrade_config
+    from rpm_cli.layout import CHECKPOINT
+    from rpm_cli.runs import load_checkpoint, upgrade_config
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     cfg = OmegaConf.create(upgrade_config(state["config"]))
@@ -105,7 +98,8 @@ def _same_run(cfg: DictConfig, state: dict) -> bool:
 def sweep_job_again(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict | None]:
     """A multirun job whose run dir already holds a run (a sweep started again): the same config continues
     it, so a rerun of a killed sweep finishes it; returns (config, the final metrics if it had finished)."""
-    from rpm_cli.runs import CHECKPOINT, load_checkpoint
+    from rpm_cli.layout import CHECKPOINT
+    from rpm_cli.runs import load_checkpoint
 
     state = load_checkpoint(run_dir / CHECKPOINT)
     if not _same_run(cfg, state):
@@ -123,7 +117,8 @@ def state_to_continue(cfg: DictConfig, run_dir: Path) -> dict | None:
     `cfg` must equal the checkpoint's config except for the keys resume allows; a longer trainer.epochs
     extends the run, a shorter one than it has trained is refused.
     """
-    from rpm_cli.runs import CHECKPOINT, load_checkpoint
+    from rpm_cli.layout import CHECKPOINT
+    from rpm_cli.runs import load_checkpoint
 
     if not cfg.get("resume"):
         if (run_dir / CHECKPOINT).exists():

@@ -2,7 +2,7 @@
 a finished run is read back (evaluate, figures and report all use it).
 
 A run dir is Hydra's output dir for one `rpm train` job: `.hydra/` (Hydra's record), `checkpoint.pt`
-(self-contained: weights, critic, optimizer, RNG states, resolved config, epoch), `metrics.jsonl` (one
+(self-contained: weights, prior, optimizer, RNG states, resolved config, epoch), `metrics.jsonl` (one
 line per epoch), `starts.json` (with trainer.restarts > 1), `evaluation.json` (after `rpm evaluate`) and the
 pictures `rpm evaluate` draws. `outputs/train/latest` links the newest single run.
 """
@@ -22,11 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
 from rpm_cli.errors import UserError
+from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS, TRAIN_ROOT
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.jsonl"
-EVALUATION = "evaluation.json"
-STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
 # Keys that runs written before them did not have, with the values those runs used (what they behaved as).
 ADDED_KEYS = {
     "data": {"val_seed": 2000, "val_frames": 300, "background": "black", "antialias": True},
@@ -35,11 +32,6 @@ ADDED_KEYS = {
     "logger": {"name": "jsonl"},
 }
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
-TRAIN_ROOT = Path("outputs/train")
-LATEST = TRAIN_ROOT / "latest"
-
-
-LOCK = ".rpm.lock"
 
 
 class RunDirBusy(UserError):
@@ -85,6 +77,14 @@ def load_checkpoint(path) -> dict:
         raise UserError(f"checkpoint {path} is truncated, corrupt or not an rpm checkpoint ({reason[:200]})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"checkpoint {path} is not an rpm checkpoint (format {CHECKPOINT_FORMAT} expected)")
+    return upgrade_weights(state)
+
+
+def upgrade_weights(state: dict) -> dict:
+    """Runs saved before f_θ had one name kept it as the model's `critic`: its weights load as `prior`."""
+    if "model" in state:
+        state["model"] = {("prior." + k[len("critic."):] if k.startswith("critic.") else k): v
+                          for k, v in state["model"].items()}
     return state
 
 
@@ -108,7 +108,10 @@ def runs_in_sweep(sweep_dir) -> list[Path]:
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise UserError(f"sweep_dir {sweep} does not exist or is not a directory")
-    runs = sorted(p.parent for p in sweep.rglob(CHECKPOINT))
+    try:
+        runs = sorted(p.parent for p in sweep.rglob(CHECKPOINT))
+    except OSError as exc:  # a dir that vanished while it was read (/proc), or one that cannot be read
+        raise UserError(f"cannot read sweep_dir {sweep}: {exc.strerror or exc} ({exc.filename})") from None
     if not runs:
         raise UserError(f"sweep_dir {sweep} holds no trained runs (no {CHECKPOINT} below it)")
     return runs
@@ -163,8 +166,8 @@ class Run:
         return self.model.encoder
 
     @property
-    def critic(self):
-        return self.model.critic
+    def prior(self):
+        return self.model.prior
 
     @property
     def init_seed(self) -> int:
@@ -186,7 +189,7 @@ class Run:
 
     def latents_px(self, role: str) -> np.ndarray:
         """z of every frame of a video, eval mode, in pixels (N, 2 * n_maps)."""
-        from rpm_cli.evaluate import encode
+        from rpm_cli.models.inference import encode
 
         if role not in self._latents:
             self._latents[role] = encode(self.encoder, self.video(role).frames) * self.cfg.data.image_size

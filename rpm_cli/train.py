@@ -20,7 +20,8 @@ from rpm_cli.models.build import pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.objectives import info_nce_estimate, negatives
 from rpm_cli.resume import state_to_continue
-from rpm_cli.runs import CHECKPOINT, METRICS, STARTS, run_lock, save_checkpoint
+from rpm_cli.layout import CHECKPOINT, METRICS, STARTS
+from rpm_cli.runs import run_lock, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:

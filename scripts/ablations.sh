@@ -5,7 +5,7 @@
 # fresh clone their committed sweep_summary.csv). Re-running continues: finished sweeps are skipped, finished
 # runs reused, killed runs resumed.
 #   PARTS="recipe beyond lengthscale choices" (this order by default)  RECIPES="tuned paper" (for choices)
-#   CRITICS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
+#   PRIORS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
 # Ablations and open choices are about choices: they read the validation video and run on tuning seeds.
 # Beyond-the-setting and the lengthscale sweep are results: test video, reporting seeds.
 set -euo pipefail
@@ -14,7 +14,7 @@ export OUT=${OUT:-outputs/reproduce/ablations}
 PARTS=${PARTS:-"recipe beyond lengthscale choices"}
 JOBS=${JOBS:-2}
 RECIPES=${RECIPES:-"tuned paper"}
-CRITICS=${CRITICS:-"gaussian linear"}
+PRIORS=${PRIORS:-"gaussian linear"}
 tuning_seeds=$(python -c "from rpm_cli.reproduction import TUNING_SEEDS as s; print(','.join(map(str, s[1:4])))")
 reporting_seeds=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(','.join(map(str, s)))")
 tuned_shift=$(python -c "from rpm_cli.reproduction import TUNED_SHIFT; print(TUNED_SHIFT)")  # the tuned recipe's
@@ -33,8 +33,8 @@ export -f sweep
 plan() {  # one line per sweep: part/name overrides...
   for part in $PARTS; do
     case $part in
-      recipe)  # Appendix D plus each change alone; the tuned recipe minus each change; both critics
-        for prior in $CRITICS; do
+      recipe)  # Appendix D plus each change alone; the tuned recipe minus each change; both priors
+        for prior in $PRIORS; do
           s="prior=$prior seed=$tuning_seeds"
           echo "recipe/$prior-paper experiment=paper $s"
           echo "recipe/$prior-paper+adam experiment=paper trainer.optimizer=adam trainer.lr=0.02 $s"
@@ -46,7 +46,7 @@ plan() {  # one line per sweep: part/name overrides...
           echo "recipe/$prior-tuned-restarts trainer=tuned trainer.restarts=1 $s"
         done ;;
       beyond)  # other numbers of balls, and 128² frames with 16-px balls: the same recipe, no retuning
-        for prior in $CRITICS; do
+        for prior in $PRIORS; do
           echo "beyond/$prior-balls data.n_balls=2,4,5 prior=$prior seed=$reporting_seeds"
           echo "beyond/$prior-small data.image_size=128 data.ball_diameter=16 prior=$prior seed=$reporting_seeds"
         done ;;

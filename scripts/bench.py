@@ -41,7 +41,9 @@ def paper_cfg(*extra):
     from hydra import compose, initialize_config_dir
 
     from rpm_cli import CONFIG_DIR
+    from rpm_cli.resolvers import register_resolvers
 
+    register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name="train", overrides=[*PAPER, *extra])
 

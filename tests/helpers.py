@@ -5,6 +5,7 @@ import subprocess
 from hydra import compose, initialize_config_dir
 
 from rpm_cli import CONFIG_DIR
+from rpm_cli.resolvers import register_resolvers
 
 # Tiny but real: 64x64 frames, 2 balls, 60 frames; every test video renders in milliseconds.
 TINY = [
@@ -23,6 +24,7 @@ def examples(n: int) -> int:
 
 
 def compose_cfg(overrides=(), config_name="train", tmp_path=None):
+    register_resolvers()  # as `rpm` does before composing
     extra = [f"data.cache_dir={tmp_path / 'cache'}"] if tmp_path is not None else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=[*TINY, *extra, *overrides])

@@ -31,7 +31,7 @@ def test_rpm_step_matches_plain_eager_reference(tiny_cfg):
     for ours_mod, theirs_mod in pairs:
         for (name, p), q in zip(ours_mod.named_parameters(), theirs_mod.parameters()):
             assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6), name
-    assert torch.allclose(model.critic.log_lengthscale.grad, plain.log_lengthscale.grad, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(model.prior.log_lengthscale.grad, plain.log_lengthscale.grad, rtol=1e-4, atol=1e-7)
 
 
 def _sparse_and_dense(seed=0):

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from rpm_cli.config import DOMAINS, validate_train
 from rpm_cli.errors import UserError
-from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint, run_lock
+from rpm_cli.layout import CHECKPOINT, METRICS
+from rpm_cli.runs import load_checkpoint, run_lock
 from rpm_cli.train import train
 from tests.helpers import TINY, compose_cfg, examples, run_rpm
 
@@ -268,9 +269,9 @@ def test_retrieval_gives_ties_no_credit():
     from rpm_cli.evaluate import prior_scores
 
     class Flat(torch.nn.Module):  # scores every candidate alike
-        critic = torch.nn.Linear(1, 1)
+        prior = torch.nn.Linear(1, 1)
 
-        def critic_logits(self, z, z_next):
+        def prior_logits(self, z, z_next):
             return torch.zeros(len(z), len(z_next))
 
     scores = prior_scores(Flat(), np.random.default_rng(0).random((12, 4)) * 64, 64, batch_size=4)

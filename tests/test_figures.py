@@ -1,4 +1,4 @@
-"""Issue 5: every Fig. 1 panel on tiny runs, the P(z'|z) computation by hand, and the CLI."""
+"""Every Fig. 1 panel on tiny runs, the P(z'|z) computation by hand, and the CLI."""
 import json
 import math
 import re
@@ -10,7 +10,7 @@ from PIL import Image
 
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import build_figures, next_frame_probabilities
-from rpm_cli.figures.common import save_figure
+from rpm_cli.plotting import save_figure
 from rpm_cli.models.priors import GaussianPrior
 from rpm_cli.train import train
 from tests.helpers import compose_cfg, run_rpm
@@ -76,7 +76,7 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
     root, runs = tiny_runs
     for dirs in runs.values():
         for run_dir in dirs:
-            evaluate_run(run_dir, pictures=False)
+            evaluate_run(run_dir)
     proc = run_rpm(["report", str(root), "--wall-seconds", "90", "--jobs", "2"], tmp_path, check=True)
     text = (root / "REPORT.md").read_text()
     assert str(root / "REPORT.md") in proc.stdout

@@ -1,4 +1,4 @@
-"""Issue 15: logger=tensorboard writes event files whose scalars read back equal metrics.jsonl's values."""
+"""`logger=tensorboard` writes event files whose scalars read back equal metrics.jsonl's values."""
 import json
 
 import pytest

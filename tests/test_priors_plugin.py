@@ -1,4 +1,4 @@
-"""Issue 13: a user's own prior, one class and one YAML outside the repo, trains and evaluates through the CLI;
+"""A user's own prior, one class and one YAML outside the repo, trains and evaluates through the CLI;
 and every shipped prior passes one tiny train + evaluate."""
 import json
 import textwrap

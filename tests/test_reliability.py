@@ -1,4 +1,4 @@
-"""Issue 4: divergence guard, kill-and-resume, safe loading, atomic files."""
+"""Divergence guard, kill-and-resume, safe loading, atomic files."""
 import json
 import os
 import signal
@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rpm_cli.errors import TrainingDiverged, UserError
-from rpm_cli.runs import CHECKPOINT, METRICS, load_checkpoint
+from rpm_cli.layout import CHECKPOINT, METRICS
+from rpm_cli.runs import load_checkpoint
 from rpm_cli.models.model import Model
 from rpm_cli.train import train
 from tests.helpers import TINY, run_rpm

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from rpm_cli.data.balls import render, simulate
-from rpm_cli.figures.common import plt
+from rpm_cli.plotting import plt
 from rpm_cli.figures.run_pictures import (
     curves_figure, draw_curves, draw_maps, draw_sweep_maps, learned_parameters, maps_figure, slot_positions_px,
     sweep_maps_figure, write_tracking_gif,

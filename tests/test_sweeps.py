@@ -1,4 +1,4 @@
-"""Issue 3: multirun sweeps through the CLI, evaluated and summarised."""
+"""Multirun sweeps through the CLI, evaluated and summarised."""
 import csv
 import importlib.util
 import json

@@ -5,7 +5,8 @@ import torch
 
 from rpm_cli.errors import UserError
 from rpm_cli.evaluate import evaluate_run
-from rpm_cli.runs import CHECKPOINT, EVALUATION, METRICS, STARTS, load_checkpoint
+from rpm_cli.layout import CHECKPOINT, EVALUATION, METRICS, STARTS
+from rpm_cli.runs import load_checkpoint
 from rpm_cli.models.model import Model
 from rpm_cli.train import Trainer, train
 
@@ -48,11 +49,11 @@ def test_checkpoint_is_self_contained_and_evaluates(tiny_cfg, tmp_path):
     train(tiny_cfg(), run)
     state = load_checkpoint(run / CHECKPOINT)
     assert state["finished"] and state["epoch"] == 2 and state["config"]["data"]["image_size"] == 64
-    result = evaluate_run(run, pictures=False)
+    result = evaluate_run(run)
     for role in ("val", "test"):  # the trained encoder beats chance on both held-out videos
         assert result[role]["readout_l2_px"] < result[role]["chance"]["readout_l2_px"]
     first = (run / EVALUATION).read_text()
-    evaluate_run(run, force=True, pictures=False)
+    evaluate_run(run, force=True)
     assert (run / EVALUATION).read_text() == first  # idempotent
 
 
@@ -62,9 +63,9 @@ def test_finished_run_dir_is_never_reused(tiny_cfg, tmp_path):
         train(tiny_cfg(), tmp_path / "run")
 
 
-def test_supervised_model_has_a_head_and_no_critic(tiny_cfg):
+def test_supervised_model_has_a_head_and_no_prior(tiny_cfg):
     model = Model(tiny_cfg("objective=supervised"))
-    assert model.critic is None and model.head.out_features == 4
+    assert model.prior is None and model.head.out_features == 4
     frames = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
     assert model.loss(frames, torch.rand(4, 2, 2) * 64).ndim == 0
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from rpm_cli.atomic import atomic_path
 from rpm_cli.data.balls import ball_colours
-from rpm_cli.figures.common import plt, save_figure
+from rpm_cli.plotting import plt, save_figure
 from rpm_cli.models.encoder import centre_of_mass
 from rpm_cli.readout import best_assignment, fit_affine, predict_affine, slot_costs
 
@@ -69,7 +69,7 @@ def _series(metrics: list[dict], key: str, scale: float = 1.0) -> tuple[list, li
 
 
 def _draw_loss(ax, metrics, starts, batch_size, objective, per_pair) -> None:
-    supervised = objective != "infonce"
+    supervised = objective == "supervised"
     chosen = starts.get("chosen") if starts else None
     for s in (starts or {}).get("starts", []):
         if s.get("start") == chosen:
@@ -393,12 +393,6 @@ def _as_image(tile) -> np.ndarray:
         return np.asarray(tile.convert("RGB"))
     return np.asarray(tile)
 
-
-def crop_top_row(image, n_rows: int):
-    """The top 1/n_rows of an image (e.g. the first frame's row of a maps.png drawn with n_rows frames);
-    approximate, since titles take some height. draw_maps with one frame gives an exact one-row tile."""
-    array = _as_image(image)
-    return array[: max(1, array.shape[0] // max(1, n_rows))]
 
 
 def sweep_maps_figure(tiles, columns: int | None = None, title: str | None = None):

@@ -14,9 +14,10 @@ import yaml
 
 from rpm_cli.atomic import write_text
 from rpm_cli.evaluate import evaluate_run
-from rpm_cli.figures.common import plt, save_figure
-from rpm_cli.config import RUNTIME_KEYS
-from rpm_cli.runs import CHECKPOINT, load_checkpoint, runs_in_sweep, upgrade_config
+from rpm_cli.plotting import plt, save_figure
+from rpm_cli.layout import RUNTIME_KEYS
+from rpm_cli.layout import CHECKPOINT
+from rpm_cli.runs import load_checkpoint, runs_in_sweep, upgrade_config
 
 METRICS = ("readout_l2_px", "slot_l2_px")
 SUMMARY_CSV = "sweep_summary.csv"  # the one file of a sweep that is committed (its run dirs stay local)

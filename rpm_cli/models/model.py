@@ -17,17 +17,17 @@ class Model(torch.nn.Module):
         self.head = torch.nn.Linear(dim, 2 * cfg.data.n_balls) if self.supervised else None
         # f_θ sees z in encoder.latent_units: a * z + b; its lengths are configured in pixels, image_size / a per unit.
         self.latent_a, self.latent_b = latent_scale(cfg)
-        self.critic = None if self.supervised else build_prior(cfg.prior, dim=dim,
-                                                                scale=cfg.data.image_size / self.latent_a)
+        self.prior = None if self.supervised else build_prior(cfg.prior, dim=dim,
+                                                              scale=cfg.data.image_size / self.latent_a)
         self.reduction = cfg.trainer.loss_reduction
         self.separate_batchnorm = cfg.trainer.get("batchnorm_batch", "joint") == "separate"
         self.image_size = cfg.data.image_size
 
-    def critic_logits(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+    def prior_logits(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
         """log f_θ(z_i, z'_j) for encoder latents in image units."""
         if (self.latent_a, self.latent_b) != (1.0, 0.0):
             z, z_next = z * self.latent_a + self.latent_b, z_next * self.latent_a + self.latent_b
-        return self.critic(z, z_next)
+        return self.prior(z, z_next)
 
     def encode_pairs(self, frames: torch.Tensor) -> torch.Tensor:
         """z of 2B frames; base and next frames in one BatchNorm batch, or in one each (trainer.batchnorm_batch)."""
@@ -42,8 +42,8 @@ class Model(torch.nn.Module):
             target = centres.reshape(len(centres), -1) / self.image_size
             return torch.nn.functional.mse_loss(self.head(z), target, reduction=self.reduction)
         base, nxt = z.chunk(2)
-        return info_nce(self.critic_logits(base, nxt), reduction=self.reduction)
+        return info_nce(self.prior_logits(base, nxt), reduction=self.reduction)
 
     def summary(self) -> dict:
         """The prior's learned parameters in readable units (empty for the supervised baseline)."""
-        return self.critic.summary() if self.critic is not None else {}
+        return self.prior.summary() if self.prior is not None else {}

@@ -1,0 +1,24 @@
+"""What a run dir holds, by name, and which keys do not change a run's numbers: facts every layer reads.
+
+Dependency-free on purpose (no torch, no Hydra), so the command-line checks that run before Hydra starts
+can use it without paying for imports.
+"""
+from pathlib import Path
+
+CHECKPOINT = "checkpoint.pt"  # weights, prior, optimizer and RNG states, resolved config, epoch
+METRICS = "metrics.jsonl"  # one line per epoch
+STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
+EVALUATION = "evaluation.json"  # `rpm evaluate`'s scores
+LOCK = ".rpm.lock"  # held while a process trains in the dir
+HYDRA_RECORD, HYDRA_RESUME_RECORD = ".hydra", ".hydra-resume"
+PICTURES = ("curves.png", "maps.png", "tracking.gif")
+# What a run that never reached a checkpoint can have written into its dir (Hydra's record and log, rpm's files).
+RUN_LITTER = (HYDRA_RECORD, HYDRA_RESUME_RECORD, "train.log", LOCK, METRICS, STARTS, "tensorboard")
+
+TRAIN_ROOT = Path("outputs/train")
+LATEST = TRAIN_ROOT / "latest"  # links the newest single run
+
+# Keys that do not change a run's numbers: never part of a sweep dir's name or a sweep plot's axis, and the
+# only ones `resume=` accepts besides trainer.epochs.
+RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "max_memory_gb", "logger", "data.cache_dir",
+                "trainer.progress", "trainer.threads", "trainer.device")

@@ -79,7 +79,6 @@ def train_main(cfg: DictConfig) -> float:
             raise
         if hydra_cfg.mode == RunMode.RUN:
             from rpm_cli.atomic import point_symlink
-            from rpm_cli.layout import LATEST
 
             point_symlink(LATEST, run_dir)
         log.info("finished: %s", run_dir)

@@ -15,6 +15,10 @@ PICTURES = ("curves.png", "maps.png", "tracking.gif")
 # What a run that never reached a checkpoint can have written into its dir (Hydra's record and log, rpm's files).
 RUN_LITTER = (HYDRA_RECORD, HYDRA_RESUME_RECORD, "train.log", LOCK, METRICS, STARTS, "tensorboard")
 
+# metrics.jsonl keys that are bookkeeping, not learned prior parameters (val_* keys are held-out scores, also not).
+METRICS_BOOKKEEPING = frozenset({"epoch", "loss", "seconds", "frames_per_s", "infonce_bound", "infonce_estimate",
+                                 "batch_size", "negatives", "lr", "step", "steps"})
+
 TRAIN_ROOT = Path("outputs/train")
 LATEST = TRAIN_ROOT / "latest"  # links the newest single run
 

@@ -21,6 +21,13 @@ def save_figure(fig, path_stem, formats=("png", "pdf"), dpi=120) -> list[Path]:
     return paths
 
 
+def save_png(fig, out_path) -> Path:
+    """One PNG at out_path (".png" added when missing), written atomically."""
+    out_path = Path(out_path)
+    stem = out_path.with_suffix("") if out_path.suffix.lower() == ".png" else out_path
+    return save_figure(fig, stem, formats=("png",))[0]
+
+
 def frame_axes(ax, size: int) -> None:
     """Axes in image coordinates (y down) on a black background, like a frame of the video."""
     ax.set_xlim(0, size)

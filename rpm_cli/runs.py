@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
 from rpm_cli.errors import UserError
-from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS, TRAIN_ROOT
+from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS
 
 # Keys that runs written before them did not have, with the values those runs used (what they behaved as).
 ADDED_KEYS = {

@@ -95,7 +95,7 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
 
 
 def test_report_counts_the_time_of_discarded_starts(tmp_path):
-    from rpm_cli.report import discarded_start_seconds
+    from rpm_cli.report.records import discarded_start_seconds
 
     assert discarded_start_seconds(tmp_path) == 0.0  # a run without restarts
     (tmp_path / "starts.json").write_text(json.dumps({"chosen": 1, "starts": [

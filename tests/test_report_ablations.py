@@ -2,7 +2,7 @@
 verdict can be checked against a known answer without training."""
 import pytest
 
-from rpm_cli import report
+from rpm_cli.report import ablations as report
 
 
 def _row(seed, slot, **extra):

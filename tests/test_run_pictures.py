@@ -8,10 +8,8 @@ from PIL import Image
 
 from rpm_cli.data.balls import render, simulate
 from rpm_cli.plotting import plt
-from rpm_cli.figures.run_pictures import (
-    curves_figure, draw_curves, draw_maps, draw_sweep_maps, learned_parameters, maps_figure, slot_positions_px,
-    sweep_maps_figure, write_tracking_gif,
-)
+from rpm_cli.figures.curves import curves_figure, draw_curves, learned_parameters
+from rpm_cli.figures.maps import draw_maps, draw_sweep_maps, maps_figure, slot_positions_px, sweep_maps_figure, write_tracking_gif
 from rpm_cli.models.encoder import CentreOfMassEncoder, centre_of_mass
 
 SIZE, N_BALLS, DIAMETER = 64, 2, 12

@@ -61,7 +61,7 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     again = run_rpm(["evaluate", f"run_dir={runs[0]}"], tmp_path, check=True)
     assert "slot L2" in again.stdout
     # The report's tuning table pools a setting's seeds into one row.
-    from rpm_cli.report import tuning_section
+    from rpm_cli.report.reproduction import tuning_section
 
     (tmp_path / "root" / "tuning").mkdir(parents=True)
     (tmp_path / "root" / "tuning" / "grid").symlink_to(sweep)

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rpm_cli.figures.run_pictures import draw_curves, draw_maps, slot_colours, slot_positions_px, write_tracking_gif
+from rpm_cli.figures.curves import draw_curves
+from rpm_cli.figures.maps import draw_maps, slot_colours, slot_positions_px, write_tracking_gif
 from rpm_cli.runs import Run
 
 MAP_FRAMES = 5      # held-out frames shown in maps.png

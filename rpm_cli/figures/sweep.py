@@ -176,7 +176,7 @@ def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:
     run, labelled by its overrides."""
     import tempfile
 
-    from rpm_cli.figures.run_pictures import draw_maps, draw_sweep_maps
+    from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
     from rpm_cli.runs import load_run
 
     with tempfile.TemporaryDirectory() as tmp:

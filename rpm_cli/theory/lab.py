@@ -87,7 +87,7 @@ def collect(c: dict, s, claims, seconds) -> dict:
 
 def run_theory(cfg, out_dir) -> dict:
     """Validate, run every claim, write theory.json, the figures (PNG + PDF) and THEORY.md into out_dir."""
-    from rpm_cli.figures.common import plt, save_figure
+    from rpm_cli.plotting import plt, save_figure  # matplotlib only once the lab draws
 
     t0 = time.perf_counter()
     c = validate_theory(cfg)

@@ -1,0 +1,64 @@
+"""The records `rpm report` reads: one per evaluated run of the reproduction layout, one per sweep row, and
+the summary statistics every table uses (mean and population SD, "±" in the report)."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rpm_cli.reproduction import parse_run_dir
+from rpm_cli.layout import CHECKPOINT, STARTS
+from rpm_cli.runs import load_checkpoint, read_metrics, upgrade_config
+
+METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
+
+
+def collect(root: Path) -> dict:
+    """{preset: {method: [run record]}} for every evaluated run under the reproduction layout."""
+    found = {}
+    for evaluation in sorted(root.glob("*/*/seed-*/evaluation.json")):
+        run_dir = evaluation.parent
+        preset, method, seed = parse_run_dir(run_dir)
+        result = json.loads(evaluation.read_text())
+        if "test" not in result:
+            continue  # evaluated before the validation/test split: `rpm evaluate force=true` updates it
+        result["config"] = upgrade_config(load_checkpoint(run_dir / CHECKPOINT)["config"])
+        result["train_seconds"] = sum(m["seconds"] for m in read_metrics(run_dir)) + discarded_start_seconds(run_dir)
+        result["seed"] = seed
+        found.setdefault(preset, {}).setdefault(method, []).append(result)
+    for methods in found.values():
+        for runs in methods.values():
+            runs.sort(key=lambda r: r["seed"])
+    return found
+
+
+def discarded_start_seconds(run_dir: Path) -> float:
+    """Training time of the starts a run tried and dropped (trainer.restarts > 1); 0 without restarts."""
+    path = run_dir / STARTS
+    if not path.exists():
+        return 0.0
+    record = json.loads(path.read_text())
+    return sum(s["seconds"] for s in record["starts"] if s["start"] != record["chosen"])
+
+
+def stat(values) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fmt(values, digits: int = 2) -> str:
+    mean, std = stat(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def mean_of(rows, key) -> float:
+    return stat([r[key] for r in rows])[0]
+
+
+def test_scores(runs, key, control=None) -> list[float]:
+    return [(r["test"][control] if control else r["test"])[key] for r in runs]
+
+
+def sweeps_under(folder: Path, order=None) -> dict[str, list[dict]]:
+    """Each sweep in folder that has finished runs, by name, with their rows (from the runs or the summary)."""
+    from rpm_cli.figures.sweep import sweep_rows
+
+    return {p.name: rows for p in sorted(folder.glob("*"), key=order) if p.is_dir() and (rows := sweep_rows(p))}

@@ -1,0 +1,97 @@
+"""The report's thresholds and the rules that turn rows into verdict words, as small functions of rows."""
+
+from rpm_cli.readout import TRACKED_PX
+from rpm_cli.reproduction import FIG1_METHODS
+from rpm_cli.report.records import mean_of, stat, test_scores
+
+# The claim, made testable (the paper gives no numbers): thresholds stated in the report itself.
+SLOT_TARGET_PX = 5.0         # Gaussian: each map tracks one ball to within 5 px on average
+JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the supervised baseline
+FAIL_FRACTION = 0.5          # "fails": slot L2 at least half the random-init encoder's (no per-ball slots learned)
+
+
+def works(rows) -> bool:
+    """A setting works when its mean validation slot L2 is below the target."""
+    return mean_of(rows, "slot_l2_px") < SLOT_TARGET_PX
+
+
+def selected(groups: dict):
+    """What a search over these settings selects: the lowest mean validation slot L2 (the test video is not read)."""
+    return min(groups, key=lambda key: mean_of(groups[key], "slot_l2_px"))
+
+
+def verdicts(found: dict) -> list[str]:
+    out = []
+    for preset, methods in found.items():
+        if not all(methods.get(m) for m in FIG1_METHODS):
+            out.append(f"- **{preset}**: incomplete (needs supervised, gaussian and linear runs).")
+            continue
+        g_slot, g_joint = stat(test_scores(methods["gaussian"], "slot_l2_px"))[0], stat(
+            test_scores(methods["gaussian"], "readout_l2_px"))[0]
+        s_joint, s_slot = stat(test_scores(methods["supervised"], "readout_l2_px"))[0], stat(
+            test_scores(methods["supervised"], "slot_l2_px"))[0]
+        l_slot, l_joint = stat(test_scores(methods["linear"], "slot_l2_px"))[0], stat(
+            test_scores(methods["linear"], "readout_l2_px"))[0]
+        r_slot = stat([x for m in FIG1_METHODS for x in test_scores(methods[m], "slot_l2_px", "random_init")])[0]
+        joint_ok = g_joint <= JOINT_FACTOR * s_joint
+        good_seeds = [r["seed"] for r in methods["gaussian"] if r["test"]["slot_l2_px"] < SLOT_TARGET_PX]
+        n = len(methods["gaussian"])
+        if g_slot < SLOT_TARGET_PX and joint_ok:
+            gaussian_verdict = "reproduced"
+        elif good_seeds and joint_ok:
+            gaussian_verdict = (f"reproduced in {len(good_seeds)} of {n} seeds only "
+                                f"(seed {', '.join(map(str, good_seeds))}), not on average")
+        else:
+            gaussian_verdict = "not reproduced"
+        tracked = ", ".join(str(r["test"]["balls_tracked"]) for r in methods["gaussian"])
+        n_balls = methods["gaussian"][0]["config"]["data"]["n_balls"]
+        out.append(
+            f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
+            f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px per seed (of {n_balls}): {tracked}. "
+            f"Gaussian slot L2 {g_slot:.2f} px (target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, "
+            f"supervised {s_slot:.2f}); joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px "
+            f"(target ≤ {JOINT_FACTOR:g}×).")
+        linear_fails = l_slot >= FAIL_FRACTION * r_slot
+        out.append(
+            f"- **{preset}: the linear f_θ fails: {'reproduced' if linear_fails else 'not reproduced'}.** "
+            f"Linear slot L2 {l_slot:.2f} px against the random-init encoder's {r_slot:.2f} px (fails = at least "
+            f"{FAIL_FRACTION:g}× it) and the Gaussian's {g_slot:.2f} px ({l_slot / g_slot:.1f}× the Gaussian's); "
+            f"its joint readout is {l_joint:.2f} px"
+            + (" — on the paper's joint metric alone the linear critic does not look like a failure."
+               if l_joint <= JOINT_FACTOR * s_joint else "."))
+    return out
+
+
+def prior_verdicts(found: dict, preset: str) -> list[str]:
+    methods = {m: runs for m, runs in found.get(preset, {}).items() if m != "supervised"}
+    if "gaussian" not in methods:
+        return []
+    g_slot = stat(test_scores(methods["gaussian"], "slot_l2_px"))
+    out = []
+    for method, runs in sorted(methods.items()):
+        if method == "gaussian":
+            continue
+        slot = stat(test_scores(runs, "slot_l2_px"))
+        n_balls = runs[0]["config"]["data"]["n_balls"]
+        all_tracked = sum(r["test"]["balls_tracked"] == n_balls for r in runs)
+        # Better or worse only when the means differ by more than both spreads together.
+        if slot[0] + slot[1] + g_slot[1] < g_slot[0]:
+            word = "beats the Gaussian"
+        elif slot[0] - slot[1] - g_slot[1] > g_slot[0]:
+            word = "is worse than the Gaussian"
+        else:
+            word = "is indistinguishable from the Gaussian at this number of seeds"
+        out.append(f"- **{method}** {word}: slot L2 {slot[0]:.2f} ± {slot[1]:.2f} px against "
+                   f"{g_slot[0]:.2f} ± {g_slot[1]:.2f} px; all {n_balls} balls tracked on {all_tracked} of "
+                   f"{len(runs)} seeds.")
+    return out
+
+
+def choice_verdict(default_rows, alternative_rows) -> str:
+    """Whether swapping one choice moves the mean validation slot L2 across the line between working and not."""
+    ours, theirs = works(default_rows), works(alternative_rows)
+    if ours and not theirs:
+        return "**decides**: the alternative breaks it"
+    if theirs and not ours:
+        return "**decides**: the alternative makes it work"
+    return "does not decide (both work)" if ours else "does not decide here (neither works)"

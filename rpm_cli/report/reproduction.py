@@ -136,13 +136,17 @@ def theory_summary(root: Path) -> str:
     path = root / "theory" / "theory.json"
     if not path.exists():
         return "`rpm theory` was not run."
-    checks = json.loads(path.read_text())["checks"]
-    status = ["skip" if c["passed"] is None else "pass" if c["passed"] else "fail" for c in checks]
+    result = json.loads(path.read_text())
+    status = ["skip" if c["passed"] is None else "pass" if c["passed"] else "fail" for c in result["checks"]]
     count = {word: status.count(word) for word in ("pass", "fail", "skip")}
-    failed = [c["name"] for c, s in zip(checks, status) if s == "fail"]
-    return (f"`rpm theory` checks the paper's identities (Sec. 4, App. A–C) on a closed-form linear-Gaussian RPM, "
-            f"closed form against Monte Carlo: {count['pass']} checks pass, {count['fail']} fail, {count['skip']} "
-            f"skipped" + (f" (failed: {', '.join(failed)})" if failed else "")
+    failed = [c["name"] for c, s in zip(result["checks"], status) if s == "fail"]
+    verdicts = result.get("verdicts", [])
+    refuted = [v["name"] for v in verdicts if v.get("status") == "refuted"]
+    return (f"`rpm theory` checks the paper's relations (Sec. 4, App. A–C) on a closed-form linear-Gaussian RPM, "
+            f"each check a closed form against Monte Carlo or quadrature: {count['pass']} checks pass, "
+            f"{count['fail']} fail, {count['skip']} skipped" + (f" (failed: {', '.join(failed)})" if failed else "")
+            + (f"; {len(refuted)} of {len(verdicts)} measured verdicts refute the paper's words "
+               f"({', '.join(refuted)})" if refuted else "")
             + ". Each claim in the paper's words with its numbers: [theory/THEORY.md](theory/THEORY.md).")
 
 

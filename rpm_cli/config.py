@@ -1,16 +1,13 @@
-"""One table of key domains for `rpm train`, validation against it before any work, and the config resolvers.
+"""The tables of key domains of `rpm train`, `rpm evaluate` and `rpm figures`, and validation before any work.
 
 Every key a user can set has one entry in DOMAINS: the rule in words (the error message and the README's
 list are made from it) and a predicate. A value passes only when it is in its domain: numbers finite, integers
 in a range numpy and torch accept, strings from their set, booleans real booleans. Keys whose domain depends
 on another key (the batch size on the video length, ...) say so in their rule.
 """
-import math
-from dataclasses import dataclass
-from typing import Callable
-
 from omegaconf import DictConfig, OmegaConf
 
+from rpm_cli.domains import BOOLEAN, SEED, Domain, integer, is_int, is_num, number, one_of, require
 from rpm_cli.errors import UserError
 
 MAX_BALLS = 8  # slot matching is exhaustive over permutations
@@ -18,47 +15,6 @@ MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096
 MAX_FRAMES = 1_000_000
 MAX_MEMORY_GB = 1_000_000  # a petabyte: a budget above it is a typo, not a machine
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-@dataclass(frozen=True)
-class Domain:
-    rule: Callable[[DictConfig], str]  # in words, given the config (some rules name another key's value)
-    ok: Callable[[object, DictConfig], bool]
-
-    def describe(self, cfg=None) -> str:
-        return self.rule(cfg)
-
-
-def integer(lo: int, hi: int, note: str = "") -> Domain:
-    return Domain(lambda c: f"an integer from {lo} to {hi}{note}", lambda v, c: _is_int(v) and lo <= v <= hi)
-
-
-def number(lo: float = -math.inf, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False) -> Domain:
-    def ok(v, c):
-        return (_is_num(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi))
-
-    def words(c):
-        parts = [f"{'>' if lo_open else '>='} {lo:g}" if lo > -math.inf else "",
-                 f"{'<' if hi_open else '<='} {hi:g}" if hi < math.inf else ""]
-        return "a finite number" + (" " + " and ".join(p for p in parts if p) if any(parts) else "")
-    return Domain(words, ok)
-
-
-def one_of(*options) -> Domain:
-    return Domain(lambda c: "one of: " + ", ".join(map(str, options)), lambda v, c: v in options)
-
-
-BOOLEAN = Domain(lambda c: "true or false", lambda v, c: isinstance(v, bool))
-SEED = integer(0, MAX_SEED)
 
 
 def _now(c, key: str, expression=lambda v: v) -> str:
@@ -72,16 +28,16 @@ DOMAINS: dict[str, Domain] = {
     "sweep_metric": one_of("auto", "slot_l2_px", "readout_l2_px", "loss"),
     "debug": BOOLEAN,
     "max_memory_gb": Domain(lambda c: f"a number of GB > 0 and <= {MAX_MEMORY_GB} or null (null: the memory available)",
-                            lambda v, c: v is None or (_is_num(v) and 0 < v <= MAX_MEMORY_GB)),
+                            lambda v, c: v is None or (is_num(v) and 0 < v <= MAX_MEMORY_GB)),
     "data.image_size": integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "data.n_balls": integer(1, MAX_BALLS),
     "data.n_frames": integer(3, MAX_FRAMES),
     "data.val_frames": integer(3, MAX_FRAMES),
     "data.test_frames": integer(3, MAX_FRAMES),
     "data.ball_diameter": Domain(lambda c: "a number > 0 and < data.image_size" + _now(c, "data.image_size"),
-                                 lambda v, c: _is_num(v) and 0 < v < c.data.image_size),
+                                 lambda v, c: is_num(v) and 0 < v < c.data.image_size),
     "data.step": Domain(lambda c: "a number > 0 and <= data.image_size" + _now(c, "data.image_size")
-                        + " (pixels per frame)", lambda v, c: _is_num(v) and 0 < v <= c.data.image_size),
+                        + " (pixels per frame)", lambda v, c: is_num(v) and 0 < v <= c.data.image_size),
     "data.heading_noise_deg": number(0, 180),
     "data.background": one_of("black", "white"),
     "data.antialias": BOOLEAN,
@@ -108,10 +64,10 @@ DOMAINS: dict[str, Domain] = {
     "trainer.restart_epochs": Domain(
         lambda c: "an integer from 1 to 100000, and to trainer.epochs - 1" + _now(c, "trainer.epochs", lambda v: v - 1)
         + " when trainer.restarts > 1",
-        lambda v, c: _is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
+        lambda v, c: is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
     "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of pairs, data.n_frames - 1"
                                  + _now(c, "data.n_frames", lambda v: v - 1),
-                                 lambda v, c: _is_int(v) and 2 <= v <= c.data.n_frames - 1),
+                                 lambda v, c: is_int(v) and 2 <= v <= c.data.n_frames - 1),
     "trainer.loss_reduction": one_of("mean", "sum"),
     "trainer.batchnorm_batch": one_of("joint", "separate"),
     "trainer.device": one_of("auto", "cpu", "cuda"),
@@ -139,18 +95,7 @@ FIGURES_DOMAINS: dict[str, Domain] = {
 
 
 def check(cfg: DictConfig, key: str, domains: dict[str, Domain] = DOMAINS) -> None:
-    value = OmegaConf.select(cfg, key, throw_on_missing=False)
-    domain = domains[key]
-    try:
-        good = domain.ok(value, cfg)
-    except (TypeError, AttributeError, ValueError):
-        good = False
-    if not good:
-        try:
-            rule = domain.describe(cfg)
-        except (TypeError, AttributeError, ValueError):
-            rule = domain.describe(None)
-        raise UserError(f"{key} must be {rule} (got {value!r})")
+    require(key, OmegaConf.select(cfg, key, throw_on_missing=False), domains[key], cfg)
 
 
 def validate_data(cfg: DictConfig) -> None:

@@ -1,11 +1,15 @@
-"""The layout of `make reproduce`, defined once: `<root>/<preset>/<method>/seed-<N>`.
+"""The layout of `make reproduce`, defined once: `<root>/<preset>/<method>/seed-<N>`; and the sweeps of
+`make ablations`, defined once: `<out>/<part>/<name>` and the overrides that run each.
 
 A preset is a recipe (`tuned`, `paper`); a method is a prior's name (`prior=<name>`) or `supervised`
-(`objective=supervised`). scripts/reproduce.sh asks this module for its plan, the report and Fig. 1 read
-runs back through it.
+(`objective=supervised`). scripts/reproduce.sh and scripts/ablations.sh ask this module for their plans
+(`python -m rpm_cli.reproduction ROOT ...`, `python -m rpm_cli.reproduction ablations OUT ...`); the report
+and Fig. 1 read runs and sweeps back through it.
 """
 import argparse
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from omegaconf import OmegaConf
 
@@ -62,7 +66,105 @@ def plan(root, presets, methods, seeds) -> list[str]:
             for preset in presets for method in methods for seed in seeds]
 
 
+# `make ablations`. The ablations and open choices are about choices: validation video, three tuning seeds.
+# Beyond the setting and the lengthscale sweep are results: test video, reporting seeds.
+ABLATION_PARTS = ("recipe", "beyond", "lengthscale", "choices")  # the order they run in by default
+ABLATION_PRIORS = ("gaussian", "linear")  # the recipe and beyond parts' priors by default
+ABLATION_RECIPES = ("tuned", "paper")  # the choices part's recipes by default
+ABLATION_SEEDS = TUNING_SEEDS[1:4]  # 10, 11, 12
+# The tuned recipe's changes to Appendix D, each as the overrides that add it to `paper` (sweep `paper+<change>`)
+# and that take it out of `tuned` (sweep `tuned-<change>`).
+RECIPE_CHANGES = {
+    "adam": {"paper": "trainer.optimizer=adam trainer.lr=0.02", "tuned": "trainer.optimizer=sgd trainer.lr=0.005"},
+    "shift": {"paper": f"encoder.map_bias_init={TUNED_SHIFT}", "tuned": "encoder.map_bias_init=0"},
+    "restarts": {"paper": "trainer.restarts=5 trainer.restart_epochs=2", "tuned": "trainer.restarts=1"},
+}
+CHANGE_SIGN = {"paper": "+", "tuned": "-"}
+
+
+def open_choices(recipe: str) -> dict[str, str]:
+    """What the paper leaves open, by name: the overrides of the alternative to rpm's choice under this recipe."""
+    return {"units": "encoder.latent_units=pixels,signed", "batchnorm": "trainer.batchnorm_batch=separate",
+            "theta0": "prior.lengthscale=8", "sum": "trainer.loss_reduction=sum",
+            "shift": f"encoder.map_bias_init={TUNED_SHIFT if recipe == 'paper' else 0}",  # the other recipe's
+            "background": "data.background=white", "antialias": "data.antialias=false"}
+
+
+class Sweep(NamedTuple):
+    """One Hydra multirun of `make ablations`, in <out>/<part>/<name>."""
+    part: str
+    name: str
+    setting: str  # its name within its prior (recipe, beyond) or recipe (choices): `paper+shift`, `units`, ...
+    prior: str
+    recipe: str  # tuned or paper; in the recipe part, the recipe a change is made to
+    change: str  # a RECIPE_CHANGES or open_choices name, learned/fixed θ (lengthscale), or "" for none
+    overrides: str
+
+
+def ablation_plan(parts=ABLATION_PARTS, recipes=ABLATION_RECIPES, priors=ABLATION_PRIORS) -> list[Sweep]:
+    """The sweeps of `make ablations`, in the order they run."""
+    tuning = f"seed={','.join(map(str, ABLATION_SEEDS))}"
+    reporting = f"seed={','.join(map(str, REPORTING_SEEDS))}"
+    plan = []
+    for part in parts:
+        if part == "recipe":  # Appendix D plus each change alone; the tuned recipe minus each change
+            for prior in priors:
+                tail = f"prior={prior} {tuning}"
+                for recipe in ("paper", "tuned"):
+                    plan.append(Sweep(part, f"{prior}-{recipe}", recipe, prior, recipe, "",
+                                      f"{PRESETS[recipe]} {tail}"))
+                    for change, overrides in RECIPE_CHANGES.items():
+                        setting = f"{recipe}{CHANGE_SIGN[recipe]}{change}"
+                        plan.append(Sweep(part, f"{prior}-{setting}", setting, prior, recipe, change,
+                                          f"{PRESETS[recipe]} {overrides[recipe]} {tail}"))
+        elif part == "beyond":  # other numbers of balls, and 128² frames with 16-px balls: no retuning
+            for prior in priors:
+                for setting, overrides in (("balls", "data.n_balls=2,4,5"),
+                                           ("small", "data.image_size=128 data.ball_diameter=16")):
+                    plan.append(Sweep(part, f"{prior}-{setting}", setting, prior, "tuned", "",
+                                      f"{overrides} prior={prior} {reporting}"))
+        elif part == "lengthscale":  # θ0 in px, learned or fixed: the README's sweep, run for real
+            for learn in ("true", "false"):
+                plan.append(Sweep(part, learn, learn, "gaussian", "tuned", "learned" if learn == "true" else "fixed",
+                                  f"prior=gaussian prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale={learn} "
+                                  f"{reporting}"))
+        elif part == "choices":  # rpm's choice vs an alternative, Gaussian f_θ
+            for recipe in recipes:
+                base = f"trainer={recipe} prior=gaussian {tuning}"
+                plan.append(Sweep(part, f"{recipe}-default", "default", "gaussian", recipe, "", base))
+                plan += [Sweep(part, f"{recipe}-{choice}", choice, "gaussian", recipe, choice, f"{overrides} {base}")
+                         for choice, overrides in open_choices(recipe).items()]
+        else:
+            raise ValueError(f"unknown part {part!r} (allowed: {' '.join(ABLATION_PARTS)})")
+    return plan
+
+
+def ablations_main(argv) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rpm_cli.reproduction ablations",
+                                     description="print the sweeps of `make ablations`, one per line: "
+                                                 "part, name, folder, overrides")
+    parser.add_argument("out")
+    # Empty means the default, as the script's PARTS, RECIPES and PRIORS do.
+    parser.add_argument("--parts", default="", help=f"default: {' '.join(ABLATION_PARTS)}")
+    parser.add_argument("--recipes", default="", help=f"default: {' '.join(ABLATION_RECIPES)}")
+    parser.add_argument("--priors", default="", help=f"default: {' '.join(ABLATION_PRIORS)}")
+    args = parser.parse_args(argv)
+    chosen = {}
+    for key, allowed, default in (("parts", ABLATION_PARTS, ABLATION_PARTS),
+                                  ("recipes", tuple(PRESETS), ABLATION_RECIPES),
+                                  ("priors", tuple(prior_names()), ABLATION_PRIORS)):
+        chosen[key] = getattr(args, key).split() or list(default)
+        unknown = [v for v in chosen[key] if v not in allowed]
+        if unknown:
+            parser.error(f"{key.upper()} must be among: {' '.join(allowed)} (got {unknown[0]})")
+    for s in ablation_plan(**chosen):
+        print(f"{s.part} {s.name} {Path(args.out) / s.part / s.name} {s.overrides}")
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ablations"]:  # so a reproduction root named `ablations` is written ./ablations
+        return ablations_main(argv[1:])
     parser = argparse.ArgumentParser(description="print the runs of `make reproduce`, one per line")
     parser.add_argument("root")
     parser.add_argument("--presets", default="tuned paper")

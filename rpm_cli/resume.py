@@ -70,10 +70,10 @@ def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
     """The checkpoint's config with the allowed command-line overrides applied, and resume set. An override
     outside ALLOWED is refused here too, so none is ever dropped, whatever path reached this function."""
     from rpm_cli.layout import CHECKPOINT
-    from rpm_cli.runs import load_checkpoint, upgrade_config
+    from rpm_cli.runs import load_checkpoint
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    cfg = OmegaConf.create(upgrade_config(state["config"]))
+    cfg = OmegaConf.create(state["config"])
     for override in filter(_applies, _parsed(overrides)):
         if message := refusal(override):
             raise UserError(message)
@@ -85,9 +85,8 @@ def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
 
 def _same_run(cfg: DictConfig, state: dict) -> bool:
     """Whether `cfg` is the checkpoint's config, apart from the keys resume allows."""
-    from rpm_cli.runs import upgrade_config
 
-    stored = OmegaConf.create(upgrade_config(state["config"]))
+    stored = OmegaConf.create(state["config"])
     wanted = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     for key in (*ALLOWED, "resume"):
         for tree in (stored, wanted):

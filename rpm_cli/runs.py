@@ -77,11 +77,14 @@ def load_checkpoint(path) -> dict:
         raise UserError(f"checkpoint {path} is truncated, corrupt or not an rpm checkpoint ({reason[:200]})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"checkpoint {path} is not an rpm checkpoint (format {CHECKPOINT_FORMAT} expected)")
-    return upgrade_weights(state)
+    return upgrade_state(state)
 
 
-def upgrade_weights(state: dict) -> dict:
-    """Runs saved before f_θ had one name kept it as the model's `critic`: its weights load as `prior`."""
+def upgrade_state(state: dict) -> dict:
+    """A checkpoint in today's layout, the one place old runs are read as new ones: its config through
+    upgrade_config, and the weights of runs saved before f_θ had one name (the model's `critic`) as `prior`."""
+    if "config" in state:
+        state["config"] = upgrade_config(state["config"])
     if "model" in state:
         state["model"] = {("prior." + k[len("critic."):] if k.startswith("critic.") else k): v
                           for k, v in state["model"].items()}
@@ -209,7 +212,7 @@ def load_run(run_dir, finished: bool = True) -> Run:
     state = load_checkpoint(run_dir / CHECKPOINT)
     if finished and not state["finished"]:
         raise UserError(f"run {run_dir} stopped at epoch {state['epoch']}: finish it with `rpm train resume={run_dir}`")
-    cfg = OmegaConf.create(upgrade_config(state["config"]))
+    cfg = OmegaConf.create(state["config"])
     model = Model(cfg)
     model.load_state_dict(state["model"])
     model.eval()

@@ -179,7 +179,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("resume", None)  # the checkpoint holds the run's config, not how this invocation began
     logger = build_logger(cfg.logger.name, run_dir, resolved)
-    restarts = t_cfg.get("restarts", 1)  # runs from before restarts existed have no such key
+    restarts = t_cfg.restarts
     selecting = restarts > 1 and (state is None or state["epoch"] == 0)
     select_epochs = t_cfg.restart_epochs if restarts > 1 else 0
     if state is None:

@@ -12,7 +12,7 @@ from rpm_cli.errors import UserError
 from rpm_cli.models.priors import (CosinePrior, DynamicsPrior, GaussianPrior, GaussianSlotsPrior, LaplacePrior,
                                    LinearPrior, MLPPrior, Prior, StudentTPrior, build_prior)
 from rpm_cli.objectives import info_nce
-from rpm_cli.runs import upgrade_weights
+from rpm_cli.runs import upgrade_state
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "prior"
 NAMES = ("gaussian", "gaussian_slots", "laplace", "student_t", "cosine", "linear", "dynamics", "mlp")
@@ -246,7 +246,7 @@ def test_old_gaussian_config_loads_old_state_dict():
     model = torch.nn.Module()
     model.prior = build_prior(OmegaConf.create(old), DIM, SCALE)
     assert isinstance(model.prior, GaussianPrior) and not model.prior.log_lengthscale.requires_grad
-    model.load_state_dict(upgrade_weights({"model": {"critic.log_lengthscale": torch.tensor(math.log(0.2))}})["model"])
+    model.load_state_dict(upgrade_state({"model": {"critic.log_lengthscale": torch.tensor(math.log(0.2))}})["model"])
     assert model.prior.summary()["lengthscale_px"] == pytest.approx(0.2 * SCALE)
 
 
@@ -255,7 +255,7 @@ def test_old_linear_config_loads_old_state_dict():
     model.prior = build_prior({"name": "linear", "init_std": 0.1}, DIM, SCALE)
     assert isinstance(model.prior, LinearPrior)
     weight = torch.randn(DIM, DIM)
-    model.load_state_dict(upgrade_weights({"model": {"critic.weight": weight}})["model"])
+    model.load_state_dict(upgrade_state({"model": {"critic.weight": weight}})["model"])
     assert torch.equal(model.prior.weight, weight)
 
 

@@ -85,3 +85,13 @@ def test_lengthscale_section_selects_on_validation_and_says_where_learned_theta_
     assert "4 → 6.5, 32 → 21.0" in text and "θ = 22.6 px" in text
     # θ0 = 32 learned has the lowest validation score; θ0 = 4 the lowest test score, which must not count.
     assert "Lowest mean validation slot L2: θ0 = 32 px, learned (test 9.00 ± 0.00 px)" in text
+
+
+def test_recipe_section_names_the_changes_that_rescue_a_recipe_that_fails(monkeypatch):
+    sweeps = {"linear-tuned": _rows(60, 61, 62), "linear-paper+adam": _rows(1, 1, 1),
+              "linear-paper+restarts": _rows(2, 2, 2), "linear-paper+shift": _rows(70, 70, 70)}
+    monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "recipe" else {})
+    text = report.recipe_section(None)
+    assert ("- linear: the tuned recipe itself does not work with this prior, so no change is necessary for it; "
+            "some single change from Appendix D works: Adam at lr 0.02, best of 5 starts.") in text
+    assert "| linear | paper+adam |" in text

@@ -17,7 +17,7 @@ from rpm_cli.evaluate import evaluate_run
 from rpm_cli.plotting import plt, save_figure
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.layout import CHECKPOINT
-from rpm_cli.runs import load_checkpoint, runs_in_sweep, upgrade_config
+from rpm_cli.runs import load_checkpoint, runs_in_sweep
 
 METRICS = ("readout_l2_px", "slot_l2_px")
 SUMMARY_CSV = "sweep_summary.csv"  # the one file of a sweep that is committed (its run dirs stay local)
@@ -42,7 +42,7 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
         if finished_only and not state["finished"]:
             continue
         result = evaluate_run(run_dir)  # reuses evaluation.json when it is up to date
-        cfg = upgrade_config(state["config"])
+        cfg = state["config"]
         prior = cfg["prior"] or {}
         val, test = result["val"], result["test"]
         final = result["final_train"]
@@ -57,7 +57,7 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
             "initial_lengthscale_px": prior.get("lengthscale", ""),
             "learn_lengthscale": prior.get("learn_lengthscale", ""),
             "final_lengthscale_px": final.get("lengthscale_px", ""), "final_loss": final["loss"],
-            "epochs": final["epoch"], "restarts": cfg["trainer"].get("restarts", 1),
+            "epochs": final["epoch"], "restarts": cfg["trainer"]["restarts"],
             "map_bias_init": cfg["encoder"]["map_bias_init"],
             **{m: val[m] for m in METRICS}, "balls_tracked": val["balls_tracked"],
             **{f"random_init_{m}": val["random_init"][m] for m in METRICS},

@@ -17,14 +17,13 @@ LATENT_UNITS = {"image": (1.0, 0.0), "pixels": (None, 0.0), "signed": (2.0, -1.0
 
 def build_encoder(cfg: DictConfig) -> CentreOfMassEncoder:
     # The background-skipping pass is exact on black frames; other backgrounds take the dense pass.
-    black = cfg.data.get("background", "black") == "black"
+    black = cfg.data.background == "black"
     return CentreOfMassEncoder(n_maps=cfg.encoder.n_maps, hidden_channels=cfg.encoder.hidden_channels,
-                               # Checkpoints written before this key existed used PyTorch's default, 0.
-                               map_bias_init=cfg.encoder.get("map_bias_init", 0.0),
-                               skip_background=cfg.encoder.get("skip_background", True) and black)
+                               map_bias_init=cfg.encoder.map_bias_init,
+                               skip_background=cfg.encoder.skip_background and black)
 
 
 def latent_scale(cfg: DictConfig) -> tuple[float, float]:
     """(a, b) such that f_θ sees a * z + b for the encoder's z in image units (encoder.latent_units)."""
-    a, b = LATENT_UNITS[cfg.encoder.get("latent_units", "image")]
+    a, b = LATENT_UNITS[cfg.encoder.latent_units]
     return (float(cfg.data.image_size) if a is None else a), b

@@ -20,7 +20,7 @@ class Model(torch.nn.Module):
         self.prior = None if self.supervised else build_prior(cfg.prior, dim=dim,
                                                               scale=cfg.data.image_size / self.latent_a)
         self.reduction = cfg.trainer.loss_reduction
-        self.separate_batchnorm = cfg.trainer.get("batchnorm_batch", "joint") == "separate"
+        self.separate_batchnorm = cfg.trainer.batchnorm_batch == "separate"
         self.image_size = cfg.data.image_size
 
     def prior_logits(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:

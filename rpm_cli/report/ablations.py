@@ -1,14 +1,17 @@
 """The ablation sections of REPORT.md (`make ablations`): tables read from the sweeps under
-<root>/ablations/<part>/<sweep>/."""
+<root>/ablations/<part>/<sweep>/. Which sweep is which comes from rpm_cli.reproduction's plan, the one
+scripts/ablations.sh runs."""
 from pathlib import Path
 
 from rpm_cli.layout import RUNTIME_KEYS
-from rpm_cli.reproduction import TUNED_SHIFT
+from rpm_cli.reproduction import (ABLATION_PRIORS, PRESETS, RECIPE_CHANGES, TUNED_SHIFT, Sweep, ablation_plan,
+                                  open_choices, prior_names)
 from rpm_cli.report.records import fmt, mean_of, sweeps_under
 from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX, choice_verdict, selected, works
 
-RECIPE_CHANGES = {"adam": "Adam at lr 0.02", "shift": "last BatchNorm shift {shift:g}", "restarts": "best of 5 starts"}
-CHOICES = {  # sweep suffix: (what the paper leaves open, rpm's choice, the alternative)
+# The report's words for the plan's recipe changes and open choices, by their names there.
+CHANGE_WORDS = {"adam": "Adam at lr 0.02", "shift": "last BatchNorm shift {shift:g}", "restarts": "best of 5 starts"}
+CHOICE_WORDS = {  # (what the paper leaves open, rpm's choice, the alternative)
     "units": ("latent units f_θ sees", "image size = 1 (z in (0, 1))", "pixels; [-1, 1]"),
     "batchnorm": ("base and next frames in one BatchNorm batch", "one batch of 2B", "two batches of B"),
     "theta0": ("initial θ", "one ball diameter (32 px)", "8 px"),
@@ -24,13 +27,24 @@ def _sweeps(root: Path, part: str) -> dict[str, list[dict]]:
     return sweeps_under(root / "ablations" / part)
 
 
+def _planned(root: Path, part: str) -> dict[Sweep, list[dict]]:
+    """The sweeps of this part found under root that the plan names (any prior, either recipe), in folder order."""
+    plan = {s.name: s for s in ablation_plan([part], recipes=tuple(PRESETS), priors=prior_names())}
+    return {plan[name]: rows for name, rows in _sweeps(root, part).items() if name in plan}
+
+
+def _starts_at_tuned_shift(sweep: Sweep) -> bool:
+    """The tuned recipe, unless the sweep takes the shift out; Appendix D, if the sweep adds it."""
+    return (sweep.recipe == "tuned") != (sweep.change == "shift")
+
+
 def _cell(rows, key) -> str:
     return fmt([r[key] for r in rows]) if rows else "—"
 
 
-def _earlier_recipe_note(sweeps: dict[str, list[dict]]) -> str:
+def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
     """Sweeps measured before the tuning's validation rerun moved trainer=tuned's shift say so (read from their rows)."""
-    earlier = {name: sorted({float(r["map_bias_init"]) for r in rows} - {TUNED_SHIFT}) for name, rows in sweeps.items()}
+    earlier = {s.name: sorted({float(r["map_bias_init"]) for r in rows} - {TUNED_SHIFT}) for s, rows in sweeps.items()}
     earlier = {name: shifts for name, shifts in earlier.items() if shifts}
     if not earlier:
         return ""
@@ -45,43 +59,44 @@ def _all_tracked(rows, prefix="") -> str:
 
 
 def recipe_section(root: Path) -> str | None:
-    sweeps = _sweeps(root, "recipe")
+    sweeps = _planned(root, "recipe")
     if not sweeps:
         return None
     lines = ["| prior | setting | seeds | val slot L2 (px) | val joint L2 (px) | seeds with every ball tracked |",
              "|---|---|---|---|---|---|"]
     sentences = []
-    for prior in ("gaussian", "linear"):
-        rows = {name.removeprefix(prior + "-"): r for name, r in sweeps.items() if name.startswith(prior + "-")}
-        shifted = rows.get("paper+shift") or [{"map_bias_init": TUNED_SHIFT}]  # the shift those runs used
-        changes = {**RECIPE_CHANGES, "shift": RECIPE_CHANGES["shift"].format(shift=float(shifted[0]["map_bias_init"]))}
-        for setting, rs in rows.items():
-            lines.append(f"| {prior} | {setting} | {', '.join(str(r['seed']) for r in rs)} | {_cell(rs, 'slot_l2_px')} "
-                         f"| {_cell(rs, 'readout_l2_px')} | {_all_tracked(rs)} |")
+    for prior in ABLATION_PRIORS:
+        found = {s: rs for s, rs in sweeps.items() if s.prior == prior}
+        rows = {(s.recipe, s.change): rs for s, rs in found.items()}
+        shifted = rows.get(("paper", "shift")) or [{"map_bias_init": TUNED_SHIFT}]  # the shift those runs used
+        words = {**CHANGE_WORDS, "shift": CHANGE_WORDS["shift"].format(shift=float(shifted[0]["map_bias_init"]))}
+        for s, rs in found.items():
+            lines.append(f"| {prior} | {s.setting} | {', '.join(str(r['seed']) for r in rs)} "
+                         f"| {_cell(rs, 'slot_l2_px')} | {_cell(rs, 'readout_l2_px')} | {_all_tracked(rs)} |")
 
-        def setting_works(setting):
-            return works(rows[setting]) if rows.get(setting) else None
+        def setting_works(recipe, change=""):
+            return works(rows[recipe, change]) if rows.get((recipe, change)) else None
         if setting_works("tuned") is False:
+            enough = [words[c] for c in RECIPE_CHANGES if setting_works("paper", c)]
             sentences.append(f"- {prior}: the tuned recipe itself does not work with this prior, so no change is "
-                             f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(
-                                 w for c, w in changes.items() if setting_works(f"paper+{c}")) if any(
-                                 setting_works(f"paper+{c}") for c in changes) else "no single change from Appendix D works either") + ".")
+                             f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(enough)
+                                                      if enough else "no single change from Appendix D works either")
+                             + ".")
             continue
-        for change, words in changes.items():
-            alone, without = setting_works(f"paper+{change}"), setting_works(f"tuned-{change}")
+        for change in RECIPE_CHANGES:
+            alone, without = setting_works("paper", change), setting_works("tuned", change)
             if alone is None or without is None:
                 continue
-            sentences.append(f"- {prior}: {words} is {'sufficient' if alone else 'not sufficient'} on its own "
+            sentences.append(f"- {prior}: {words[change]} is {'sufficient' if alone else 'not sufficient'} on its own "
                              f"and {'not necessary' if without else 'necessary'} in the tuned recipe.")
     return ("## Ablations of the recipe (validation video, tuning seeds)\n\nOne change at a time, from Appendix D "
             "(`paper+change`) and from the tuned recipe (`tuned-change`). A setting *works* when its mean validation "
             f"slot L2 is below {SLOT_TARGET_PX:g} px.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(sentences)
-            + _earlier_recipe_note({name: rs for name, rs in sweeps.items()
-                                    if name.endswith(("-tuned", "-tuned-adam", "-tuned-restarts", "+shift"))}))
+            + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)}))
 
 
 def beyond_section(root: Path) -> str | None:
-    sweeps = _sweeps(root, "beyond")
+    sweeps = _planned(root, "beyond")
     if not sweeps:
         return None
     groups = {}
@@ -106,7 +121,7 @@ def beyond_section(root: Path) -> str | None:
 
 
 def lengthscale_section(root: Path) -> str | None:
-    sweeps = _sweeps(root, "lengthscale")
+    sweeps = _planned(root, "lengthscale")
     rows = [r for rs in sweeps.values() for r in rs]
     if not rows:
         return None
@@ -131,15 +146,15 @@ def lengthscale_section(root: Path) -> str | None:
             f"{'learned' if best[1] == 'True' else 'fixed'} (test {fmt([r['test_slot_l2_px'] for r in grid[best]])} px). "
             f"Fixed θ: mean slot L2 {fmt([r['test_slot_l2_px'] for r in fixed])} px; learned: "
             f"{fmt([r['test_slot_l2_px'] for r in learned])} px.")
-    picture = "".join(f"\n\n![lengthscale sweep, {'learned' if name == 'true' else 'fixed'} θ, validation video]"
-                      f"(ablations/lengthscale/{name}/sweep_summary.png)"
-                      for name in sweeps) + "\n\n(The plots show the validation video, as every sweep summary does.)"
+    picture = "".join(f"\n\n![lengthscale sweep, {s.change} θ, validation video]"
+                      f"(ablations/lengthscale/{s.name}/sweep_summary.png)"
+                      for s in sweeps) + "\n\n(The plots show the validation video, as every sweep summary does.)"
     return ("## The lengthscale sweep (Gaussian f_θ, test video, reporting seeds, tuned recipe)\n\n"
             + "\n".join(lines) + "\n\n" + text + picture)
 
 
 def choices_section(root: Path) -> str | None:
-    sweeps = _sweeps(root, "choices")
+    sweeps = {(s.recipe, s.change): rows for s, rows in _planned(root, "choices").items()}
     if not sweeps:
         return None
     lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | val slot L2, rpm's (px) "
@@ -147,9 +162,10 @@ def choices_section(root: Path) -> str | None:
              "|---|---|---|---|---|---|---|---|"]
     deciding = {"paper": [], "tuned": []}
     for recipe in ("paper", "tuned"):
-        default = sweeps.get(f"{recipe}-default", [])
-        for key, (what, ours, alternative) in CHOICES.items():
-            rows = sweeps.get(f"{recipe}-{key}")
+        default = sweeps.get((recipe, ""), [])
+        for key in open_choices(recipe):
+            what, ours, alternative = CHOICE_WORDS[key]
+            rows = sweeps.get((recipe, key))
             if not rows or not default:
                 continue
             by_value = {}

@@ -7,7 +7,7 @@ import numpy as np
 
 from rpm_cli.reproduction import parse_run_dir
 from rpm_cli.layout import CHECKPOINT, STARTS
-from rpm_cli.runs import load_checkpoint, read_metrics, upgrade_config
+from rpm_cli.runs import load_checkpoint, read_metrics
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
 
@@ -21,7 +21,7 @@ def collect(root: Path) -> dict:
         result = json.loads(evaluation.read_text())
         if "test" not in result:
             continue  # evaluated before the validation/test split: `rpm evaluate force=true` updates it
-        result["config"] = upgrade_config(load_checkpoint(run_dir / CHECKPOINT)["config"])
+        result["config"] = load_checkpoint(run_dir / CHECKPOINT)["config"]
         result["train_seconds"] = sum(m["seconds"] for m in read_metrics(run_dir)) + discarded_start_seconds(run_dir)
         result["seed"] = seed
         found.setdefault(preset, {}).setdefault(method, []).append(result)

@@ -1,57 +1,17 @@
-"""The validation vocabulary of the theory config: each claim declares the domains of its own keys with these
-rules; `validate` checks a config against the union before any work."""
+"""The theory config's keys: each claim declares the domains of its own keys with rpm's one vocabulary
+(rpm_cli/domains.py; `number` here is open below); `validate` checks a config against the union before any work."""
 import math
 
 from omegaconf import DictConfig, OmegaConf
 
+from rpm_cli import domains
+from rpm_cli.domains import require
 from rpm_cli.errors import UserError
-
-MAX_SEED = 2 ** 32 - 1
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def integer(lo, hi):
-    return f"an integer from {lo} to {hi}", lambda v: _is_int(v) and lo <= v <= hi
 
 
 def number(lo=None, hi=None, lo_open=True, hi_open=False):
-    words = "a finite number" + "".join([
-        f" {'>' if lo_open else '>='} {lo:g}" if lo is not None else "",
-        " and" if lo is not None and hi is not None else "",
-        f" {'<' if hi_open else '<='} {hi:g}" if hi is not None else ""])
-
-    def ok(v):
-        return (_is_num(v) and (lo is None or (v > lo if lo_open else v >= lo))
-                and (hi is None or (v < hi if hi_open else v <= hi)))
-    return words, ok
-
-
-def optional(rule):
-    words, ok = rule
-    return f"{words} or null", lambda v: v is None or ok(v)
-
-
-def list_of(rule, lo_len, hi_len, distinct=False):
-    words, ok = rule
-    extra = ", all different" if distinct else ""
-    return (f"a list of {lo_len} to {hi_len} values, each {words}{extra}",
-            lambda v: isinstance(v, list) and lo_len <= len(v) <= hi_len and all(ok(x) for x in v)
-            and (not distinct or len(set(v)) == len(v)))
-
-
-def one_of(*choices):
-    return f"one of: {', '.join(map(str, choices))}", lambda v: v in choices
-
-
-BOOL = ("true or false", lambda v: isinstance(v, bool))
-SEED = integer(0, MAX_SEED)
+    """The theory configs' numbers: open below by default (a scale, a noise std, a rate must be > lo)."""
+    return domains.number(-math.inf if lo is None else lo, math.inf if hi is None else hi, lo_open, hi_open)
 
 
 def plain(cfg) -> dict:
@@ -89,10 +49,8 @@ def validate(cfg, rules: dict, products=()) -> dict:
     for key in _leaf_keys(c):
         if key not in rules:
             raise UserError(f"{key} must be one of the theory config's keys (got unknown key {key!r})")
-    for key, (words, ok) in rules.items():
-        value = get(c, key)
-        if not ok(value):
-            raise UserError(f"{key} must be {words} (got {value!r})")
+    for key, domain in rules.items():
+        require(key, get(c, key), domain, c)
     for keys, cap in products:
         vals = [len(get(c, k)) if isinstance(get(c, k), list) else get(c, k) for k in keys]
         if math.prod(vals) > cap:

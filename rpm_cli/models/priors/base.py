@@ -1,4 +1,5 @@
-"""The f_θ interface every prior implements, plus the checks their constructors share.
+"""The f_θ interface every prior implements, plus the checks their constructors share (rpm's one validation
+vocabulary, rpm_cli/domains.py, with keys named `prior.<key>`).
 
 A prior scores every (z_i, z'_j) pair of a batch: `log_f(z, z_next)` returns the (B, B') matrix of
 log f_θ(z_i, z'_j) that InfoNCE (Eq. 6) takes, row i's positive being column i. Latents z are centres of
@@ -7,55 +8,42 @@ converts them, so configs stay readable and do not change when the image size do
 """
 import abc
 import math
-import numbers
 
 import torch
 from torch import nn
 
+from rpm_cli.domains import BOOLEAN, Domain, integer, number, require
+from rpm_cli.domains import one_of as domain_one_of
 from rpm_cli.errors import UserError
 
 
-def require(key: str, value, ok: bool, rule: str) -> None:
+def _checked(key: str, value, domain: Domain):
     """One-line UserError naming the config key, so a bad hyper-parameter never surfaces as a traceback."""
-    if not ok:
-        raise UserError(f"prior.{key} must be {rule} (got {value!r})")
-
-
-def _is_real(value) -> bool:
-    # bool is an int subclass; `learn_lengthscale: 1` or `lengthscale: true` are typos, not numbers.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return require(f"prior.{key}", value, domain)
 
 
 def positive(key: str, value) -> float:
-    require(key, value, _is_real(value) and math.isfinite(value) and value > 0, "a finite number > 0")
-    return float(value)
+    return float(_checked(key, value, number(0, lo_open=True)))
 
 
 def non_negative(key: str, value) -> float:
-    require(key, value, _is_real(value) and math.isfinite(value) and value >= 0, "a finite number >= 0")
-    return float(value)
+    return float(_checked(key, value, number(0)))
 
 
 def at_least(key: str, value, low: float) -> float:
-    require(key, value, _is_real(value) and math.isfinite(value) and value >= low, f"a finite number >= {low:g}")
-    return float(value)
+    return float(_checked(key, value, number(low)))
 
 
 def count(key: str, value, low: int = 1, high: int | None = None) -> int:
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-    ok = ok and (high is None or value <= high)
-    require(key, value, ok, f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
-    return int(value)
+    return int(_checked(key, value, integer(low, high)))
 
 
 def flag(key: str, value) -> bool:
-    require(key, value, isinstance(value, bool), "true or false")
-    return value
+    return _checked(key, value, BOOLEAN)
 
 
 def one_of(key: str, value, options: tuple) -> str:
-    require(key, value, isinstance(value, str) and value in options, "one of " + ", ".join(options))
-    return value
+    return _checked(key, value, domain_one_of(*options))
 
 
 def log_length(key: str, pixels, scale: float) -> float:

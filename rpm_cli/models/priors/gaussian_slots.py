@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from rpm_cli.models.priors.base import Prior, flag, log_length, one_of, pairwise_diff, require
+from rpm_cli.errors import UserError
+from rpm_cli.models.priors.base import Prior, flag, log_length, one_of, pairwise_diff
 
 PER = ("slot", "dim")
 
@@ -22,8 +23,9 @@ class GaussianSlotsPrior(Prior):
                  learn_lengthscale: bool = True):
         super().__init__(dim, scale)
         self.per = one_of("per", per, PER)
-        require("per", per, per == "dim" or self.dim % 2 == 0,
-                f"dim when the latent has an odd number of dimensions ({self.dim})")
+        if per == "slot" and self.dim % 2:
+            raise UserError(f"prior.per must be dim when the latent has an odd number of dimensions ({self.dim}) "
+                            f"(got {per!r})")
         n = self.dim // 2 if per == "slot" else self.dim
         log_theta = log_length("lengthscale", lengthscale, self.scale)
         self.log_lengthscale = torch.nn.Parameter(torch.full((n,), log_theta),

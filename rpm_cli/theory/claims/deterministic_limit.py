@@ -18,7 +18,8 @@ from rpm_cli.theory import limits as LM
 from rpm_cli.theory import montecarlo as MC
 from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import integer, list_of, number, one_of, optional
+from rpm_cli.domains import integer, list_of, one_of, optional
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "eps_sweep.grid": list_of(number(1e-4, 100, lo_open=False), 2, 64, distinct=True),

@@ -15,7 +15,8 @@ from rpm_cli.theory import elbo_likelihood_slope as Mg
 from rpm_cli.theory.checks import ClaimResult, bookkeeping, check
 from rpm_cli.theory.claims.likelihood_bound import data
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import integer, number, optional
+from rpm_cli.domains import integer, optional
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "empirical.classifier_eps": optional(number(0, 100)),

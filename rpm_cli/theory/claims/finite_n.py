@@ -16,7 +16,8 @@ from rpm_cli.theory import quadrature as QD
 from rpm_cli.theory import critics as CR
 from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, rule_verdict, skipped, verdict
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import integer, list_of, number
+from rpm_cli.domains import integer, list_of
+from rpm_cli.theory.keys import number
 
 MAX_N = 8192
 KEYS = {

@@ -18,7 +18,8 @@ from rpm_cli.theory import gaussian as G
 from rpm_cli.theory import montecarlo as MC
 from rpm_cli.theory.checks import ClaimResult, bookkeeping, check, float_slack, skipped
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import integer, number
+from rpm_cli.domains import integer
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "infonce_prior.samples": integer(1000, 4_000_000),

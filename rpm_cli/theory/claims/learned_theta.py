@@ -14,7 +14,8 @@ from rpm_cli.theory import montecarlo as MC
 from rpm_cli.theory import training as T
 from rpm_cli.theory.checks import ClaimResult, Figure, check
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import SEED, integer, list_of, number
+from rpm_cli.domains import SEED, integer, list_of
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "learn.steps": integer(1, 20_000),

@@ -15,7 +15,8 @@ from rpm_cli.theory import limits as LM
 from rpm_cli.theory import elbo_likelihood_slope as Mg
 from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, stream
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import SEED, integer, list_of, number, optional
+from rpm_cli.domains import SEED, integer, list_of, optional
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "appc.pairs": integer(2, 256),

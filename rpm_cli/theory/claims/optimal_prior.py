@@ -11,7 +11,8 @@ from rpm_cli.theory import elbo_likelihood_slope as Mg
 from rpm_cli.theory import montecarlo as MC
 from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check
 from rpm_cli.theory.claims.setting import fmt
-from rpm_cli.theory.keys import integer, list_of, number
+from rpm_cli.domains import integer, list_of
+from rpm_cli.theory.keys import number
 
 KEYS = {
     "optimal_prior.samples": integer(1000, 4_000_000),

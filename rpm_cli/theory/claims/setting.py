@@ -8,19 +8,20 @@ import numpy as np
 from rpm_cli.theory import critics as CR
 from rpm_cli.theory import gaussian as G
 from rpm_cli.theory.checks import stream
-from rpm_cli.theory.keys import BOOL, SEED, integer, list_of, number, optional
+from rpm_cli.domains import BOOLEAN, SEED, integer, list_of, optional
+from rpm_cli.theory.keys import number
 
 MAX_DIM = 32
 
 KEYS = {
     "seed": SEED,
-    "debug": BOOL,
+    "debug": BOOLEAN,
     "model.rho": number(0, 1, lo_open=True, hi_open=True),
     "model.dx": integer(1, MAX_DIM),
     "model.dz": integer(1, MAX_DIM),
     "model.eps": number(1e-4, 100, lo_open=False),
     "model.encoder_seed": SEED,
-    "model.shared_encoder": BOOL,
+    "model.shared_encoder": BOOLEAN,
     "model.encoder_offset": number(0, 100, lo_open=False),
     "model.encoder_scale": number(0, 100),
     "critic.theta": optional(number(0, 1e4)),

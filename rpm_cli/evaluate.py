@@ -20,11 +20,11 @@ from rpm_cli.models.build import build_encoder
 from rpm_cli.models.inference import calibrate_batchnorm, encode
 from rpm_cli.objectives import info_nce_estimate_full, negatives
 from rpm_cli.readout import chance_metrics, readout_metrics
-from rpm_cli.layout import CHECKPOINT, EVALUATION
+from rpm_cli.layout import CHECKPOINT, EVALUATION, EVALUATION_FORMAT
+from rpm_cli.records import is_evaluated
 from rpm_cli.runs import Run, load_checkpoint, load_run, resolve_run_dir, runs_in_sweep
 
 ROLES = ("val", "test")
-EVALUATION_FORMAT = 3  # bump when what evaluation.json holds changes, so old files are recomputed (3: rank ties)
 
 
 def readout_scores(z_train, train: Video, z_held, held: Video) -> dict:
@@ -99,10 +99,8 @@ def evaluate_run(run_dir, batch_size: int = 100, force: bool = False) -> dict:
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT)
     out = run_dir / EVALUATION
-    if out.exists() and not force:
-        previous = json.loads(out.read_text())
-        if previous.get("epoch") == state["epoch"] and previous.get("format") == EVALUATION_FORMAT:
-            return previous
+    if not force and is_evaluated(run_dir, state):
+        return json.loads(out.read_text())
     run = load_run(run_dir)
     size = run.cfg.data.image_size
     train = run.video("train")

@@ -9,6 +9,7 @@ CHECKPOINT = "checkpoint.pt"  # weights, prior, optimizer and RNG states, resolv
 METRICS = "metrics.jsonl"  # one line per epoch
 STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
 EVALUATION = "evaluation.json"  # `rpm evaluate`'s scores
+EVALUATION_FORMAT = 3  # bump when what evaluation.json holds changes, so old files are recomputed (3: rank ties)
 LOCK = ".rpm.lock"  # held while a process trains in the dir
 HYDRA_RECORD, HYDRA_RESUME_RECORD = ".hydra", ".hydra-resume"
 PICTURES = ("curves.png", "maps.png", "tracking.gif")

@@ -42,6 +42,8 @@ def test_p_next_by_hand_on_four_frames():
 
 def test_every_panel_is_drawn_and_saved(tiny_runs, tmp_path):
     _, runs = tiny_runs
+    for run_dir in (d for dirs in runs.values() for d in dirs):
+        evaluate_run(run_dir)  # the figures read scores; `rpm figures` evaluates first, as here
     figures = build_figures(runs, base_frame=5)
     # Axes per figure: D and E carry a colour bar each.
     assert {name: len(fig.axes) for name, fig in figures.items()} == {
@@ -95,7 +97,7 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
 
 
 def test_report_counts_the_time_of_discarded_starts(tmp_path):
-    from rpm_cli.report.records import discarded_start_seconds
+    from rpm_cli.records import discarded_start_seconds
 
     assert discarded_start_seconds(tmp_path) == 0.0  # a run without restarts
     (tmp_path / "starts.json").write_text(json.dumps({"chosen": 1, "starts": [

@@ -5,6 +5,7 @@ import torch
 
 from rpm_cli.errors import UserError
 from rpm_cli.evaluate import evaluate_run
+from rpm_cli.records import run_record
 from rpm_cli.layout import CHECKPOINT, EVALUATION, METRICS, STARTS
 from rpm_cli.runs import load_checkpoint
 from rpm_cli.models.model import Model
@@ -49,7 +50,12 @@ def test_checkpoint_is_self_contained_and_evaluates(tiny_cfg, tmp_path):
     train(tiny_cfg(), run)
     state = load_checkpoint(run / CHECKPOINT)
     assert state["finished"] and state["epoch"] == 2 and state["config"]["data"]["image_size"] == 64
+    with pytest.raises(UserError, match=r"no up-to-date evaluation.json: run `rpm evaluate run_dir="):
+        run_record(run)  # reading never evaluates
     result = evaluate_run(run)
+    record = run_record(run)
+    assert record["test"] == result["test"] and record["finished"] and record["config"] == state["config"]
+    assert record["train_seconds"] > 0
     for role in ("val", "test"):  # the trained encoder beats chance on both held-out videos
         assert result[role]["readout_l2_px"] < result[role]["chance"]["readout_l2_px"]
     first = (run / EVALUATION).read_text()

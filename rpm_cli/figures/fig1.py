@@ -14,11 +14,10 @@ from matplotlib.colors import Normalize
 
 from rpm_cli.data.balls import ball_colours
 from rpm_cli.errors import UserError
-from rpm_cli.evaluate import evaluate_run
 from rpm_cli.plotting import frame_axes, plt, save_figure
-from rpm_cli.figures.run import run_pictures
 from rpm_cli.readout import joint_predictions
 from rpm_cli.layout import EVALUATION
+from rpm_cli.records import run_record
 from rpm_cli.reproduction import FIG1_METHODS, find_reproduction_runs
 from rpm_cli.runs import Run, load_run, resolve_run_dir
 TRAIL = 12  # frames of trajectory drawn in panel B
@@ -135,9 +134,7 @@ def build_figures(runs: dict[str, list[Path]], base_frame: int) -> dict:
     n_test = gaussian.video("test").n_frames
     if not 1 <= base_frame < n_test - 1:
         raise UserError(f"base_frame must be from 1 to {n_test - 2} (the held-out video has {n_test} frames)")
-    evaluations = {m: [evaluate_run(d) for d in dirs] for m, dirs in runs.items()}
-    for run_dir in (d for dirs in runs.values() for d in dirs if not (Path(d) / "maps.png").exists()):
-        run_pictures(load_run(run_dir))  # the figure's runs are the ones a person looks at
+    evaluations = {m: [run_record(d) for d in dirs] for m, dirs in runs.items()}
     t = base_frame
     panels = {
         "fig1a": (1, [lambda ax: draw_motion(ax, gaussian.video("test"), t)]),

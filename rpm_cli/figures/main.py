@@ -1,22 +1,32 @@
-"""`rpm figures`: what to draw, picked from the config: a sweep's summary, one run's pictures, or Fig. 1."""
+"""`rpm figures`: what to draw, picked from the config: a sweep's summary, one run's pictures, or Fig. 1.
+
+The command evaluates the runs it draws (`rpm evaluate`'s scores, reused when up to date) before anything
+reads them: the readers (rpm_cli.records, the figures) never evaluate.
+"""
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from rpm_cli.config import FIGURES_DOMAINS, validate_keys
+from rpm_cli.evaluate import evaluate_run
+from rpm_cli.figures.run import run_pictures
+from rpm_cli.runs import load_run, runs_in_sweep
+
 
 def figures(cfg: DictConfig, out_dir: Path) -> list[Path]:
-    from rpm_cli.config import FIGURES_DOMAINS, validate_keys
-
     validate_keys(cfg, FIGURES_DOMAINS)
     if cfg.sweep_dir:
         from rpm_cli.figures.sweep import summarise_sweep
 
+        for run_dir in runs_in_sweep(cfg.sweep_dir):
+            evaluate_run(run_dir)
         return summarise_sweep(cfg.sweep_dir, cfg.x_key)["files"]
     if cfg.run_dir:
-        from rpm_cli.figures.run import run_pictures
-        from rpm_cli.runs import load_run
-
         return run_pictures(load_run(cfg.run_dir))
-    from rpm_cli.figures.fig1 import figure1
+    from rpm_cli.figures.fig1 import figure1, find_runs
 
+    for run_dir in (d for dirs in find_runs(cfg).values() for d in dirs):
+        evaluate_run(run_dir)
+        if not (Path(run_dir) / "maps.png").exists():  # the figure's runs are the ones a person looks at
+            run_pictures(load_run(run_dir))
     return figure1(cfg, out_dir)

@@ -13,10 +13,9 @@ import numpy as np
 import yaml
 
 from rpm_cli.atomic import write_text
-from rpm_cli.evaluate import evaluate_run
 from rpm_cli.plotting import plt, save_figure
-from rpm_cli.layout import RUNTIME_KEYS
-from rpm_cli.layout import CHECKPOINT
+from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
+from rpm_cli.records import run_record
 from rpm_cli.runs import load_checkpoint, runs_in_sweep
 
 METRICS = ("readout_l2_px", "slot_l2_px")
@@ -38,11 +37,10 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
     """One row per run; an unfinished run is an error, or skipped with finished_only (a sweep still running)."""
     rows = []
     for run_dir in runs_in_sweep(sweep_dir):
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        if finished_only and not state["finished"]:
+        if finished_only and not load_checkpoint(run_dir / CHECKPOINT)["finished"]:
             continue
-        result = evaluate_run(run_dir)  # reuses evaluation.json when it is up to date
-        cfg = state["config"]
+        result = run_record(run_dir)  # reading evaluates nothing: `rpm figures` evaluated the runs first
+        cfg = result["config"]
         prior = cfg["prior"] or {}
         val, test = result["val"], result["test"]
         final = result["final_train"]

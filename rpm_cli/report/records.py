@@ -1,13 +1,11 @@
-"""The records `rpm report` reads: one per evaluated run of the reproduction layout, one per sweep row, and
-the summary statistics every table uses (mean and population SD, "±" in the report)."""
-import json
+"""The records `rpm report` reads (rpm_cli.records' run records, arranged by the reproduction layout; sweep
+rows), and the summary statistics every table uses (mean and population SD, "±" in the report)."""
 from pathlib import Path
 
 import numpy as np
 
 from rpm_cli.reproduction import parse_run_dir
-from rpm_cli.layout import CHECKPOINT, STARTS
-from rpm_cli.runs import load_checkpoint, read_metrics
+from rpm_cli.records import is_evaluated, run_record
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
 
@@ -18,26 +16,14 @@ def collect(root: Path) -> dict:
     for evaluation in sorted(root.glob("*/*/seed-*/evaluation.json")):
         run_dir = evaluation.parent
         preset, method, seed = parse_run_dir(run_dir)
-        result = json.loads(evaluation.read_text())
-        if "test" not in result:
-            continue  # evaluated before the validation/test split: `rpm evaluate force=true` updates it
-        result["config"] = load_checkpoint(run_dir / CHECKPOINT)["config"]
-        result["train_seconds"] = sum(m["seconds"] for m in read_metrics(run_dir)) + discarded_start_seconds(run_dir)
-        result["seed"] = seed
+        if not is_evaluated(run_dir):
+            continue  # evaluated by an older rpm or before its last epoch: `rpm evaluate` updates it
+        result = {**run_record(run_dir), "seed": seed}
         found.setdefault(preset, {}).setdefault(method, []).append(result)
     for methods in found.values():
         for runs in methods.values():
             runs.sort(key=lambda r: r["seed"])
     return found
-
-
-def discarded_start_seconds(run_dir: Path) -> float:
-    """Training time of the starts a run tried and dropped (trainer.restarts > 1); 0 without restarts."""
-    path = run_dir / STARTS
-    if not path.exists():
-        return 0.0
-    record = json.loads(path.read_text())
-    return sum(s["seconds"] for s in record["starts"] if s["start"] != record["chosen"])
 
 
 def stat(values) -> tuple[float, float]:

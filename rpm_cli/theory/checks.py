@@ -81,6 +81,24 @@ def rule_verdict(name, claim, eq, lhs, rhs, holds: bool, sides, note="") -> dict
     return rec
 
 
+def eps_panels(plt, q):
+    """Two panels against the encoder noise ε of q["rows"]: (fig, left, right, ε, rows)."""
+    rows = q["rows"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    return fig, left, right, np.array([r["eps"] for r in rows]), rows
+
+
+def label_axes(ax, xlabel, ylabel, title, log_x=False, reverse_x=False, legend_loc="best") -> None:
+    if log_x:
+        ax.set_xscale("log")
+    if reverse_x:
+        ax.invert_xaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc=legend_loc)
+
+
 @dataclass
 class Figure:
     stem: str                 # file name without extension

@@ -16,7 +16,7 @@ import numpy as np
 from rpm_cli.theory import gaussian as G
 from rpm_cli.theory import limits as LM
 from rpm_cli.theory import montecarlo as MC
-from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check
+from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, eps_panels, label_axes
 from rpm_cli.theory.claims.setting import fmt
 from rpm_cli.domains import integer, list_of, one_of, optional
 from rpm_cli.theory.keys import number
@@ -107,29 +107,19 @@ def run(s) -> ClaimResult:
 
 def figure(q) -> Figure:
     def draw(plt):
-        rows = q["rows"]
-        eps = np.array([r["eps"] for r in rows])
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig, a1, a2, eps, rows = eps_panels(plt, q)
         a1.plot(eps, [r["kl_fixed"] for r in rows], "o-", label="fixed Gaussian prior")
         a1.plot(eps, [r["kl_infonce"] for r in rows], "s-", label="$P^{InfoNCE}$ (Gaussian $f_\\theta$)")
         for name, col in (("fixed", "C0"), ("infonce", "C1")):
             a1.errorbar(eps, [r[f"mc_kl_{name}"] for r in rows], yerr=[2 * r[f"mc_kl_{name}_se"] for r in rows],
                         fmt="x", color=col, ms=5, label=f"MC ({name})")
         a1.axhline(q["kl_infonce_eps0"], color="C1", ls=":", lw=0.8, label="$P^{InfoNCE}$ limit at ε=0")
-        a1.set_xscale("log")
-        a1.invert_xaxis()
-        a1.set_xlabel("encoder noise std ε (paper's Eq. 46 variance = ε²)")
-        a1.set_ylabel("KL(R(z,z') ‖ P(z,z'))")
-        a1.set_title(f"KL: slope {q['slope_mc']:.3f} vs 2dz-rank = {q['slope_target']}")
-        a1.legend(fontsize=8)
+        label_axes(a1, "encoder noise std ε (paper's Eq. 46 variance = ε²)", "KL(R(z,z') ‖ P(z,z'))",
+                   f"KL: slope {q['slope_mc']:.3f} vs 2dz-rank = {q['slope_target']}", log_x=True, reverse_x=True)
         a2.plot(eps, [r["elbo_fixed"] for r in rows], "o-", label="ELBO, fixed Gaussian prior")
         a2.plot(eps, [r["elbo_infonce"] for r in rows], "s-", label="ELBO, $P^{InfoNCE}$ (= $I_\\infty$)")
         a2.plot(eps, [r["mi"] for r in rows], "k--", lw=1, label="MI(z;z')")
-        a2.set_xscale("log")
-        a2.invert_xaxis()
-        a2.set_xlabel("encoder noise std ε")
-        a2.set_ylabel("nats (data constant dropped)")
-        a2.set_title("ELBO = MI − KL as ε → 0 (App. B)")
-        a2.legend(fontsize=8)
+        label_axes(a2, "encoder noise std ε", "nats (data constant dropped)",
+                   "ELBO = MI − KL as ε → 0 (App. B)", log_x=True, reverse_x=True)
         return fig
     return Figure("kl_elbo_vs_eps", "KL and ELBO vs eps", draw)

@@ -14,7 +14,7 @@ from rpm_cli.theory import elbo_likelihood_slope as Mg
 from rpm_cli.theory import montecarlo as MC
 from rpm_cli.theory import quadrature as QD
 from rpm_cli.theory import critics as CR
-from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, rule_verdict, skipped, verdict
+from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, label_axes, rule_verdict, skipped, verdict
 from rpm_cli.theory.claims.setting import fmt
 from rpm_cli.domains import integer, list_of
 from rpm_cli.theory.keys import number
@@ -193,12 +193,9 @@ def figure(q) -> Figure:
         a1.plot(nn, np.log(nn), color="0.5", ls=":", label="$\\log N$")
         a1.plot(nn[nn >= 4], q["i_inf"] + q["b"] / nn[nn >= 4], color="C1", lw=0.8, label="$I_\\infty + b/N$")
         a1.axvline(q["train_n"], color="0.7", lw=0.8)
-        a1.set_xscale("log")
         a1.set_ylim(min(r["value"] for r in rows) - 0.1, q["mi"] + 0.3)
-        a1.set_xlabel("N (negatives)")
-        a1.set_ylabel("nats")
-        a1.set_title("Finite-N InfoNCE estimator (Eq. 6)")
-        a1.legend(fontsize=8, loc="lower right")
+        label_axes(a1, "N (negatives)", "nats",
+                   "Finite-N InfoNCE estimator (Eq. 6)", log_x=True, legend_loc="lower right")
         for k, label in enumerate(("configured", "counterexample")):
             e = [r for r in q["eq7"] if r["label"] == label]
             if not e:
@@ -208,10 +205,7 @@ def figure(q) -> Figure:
                         label=f"θ = {e[0]['theta']:.3g}: $N(I_N - I_\\infty)$")
             a2.axhline(e[0]["b"], color=f"C{k}", ls="--", lw=1, label=f"b = {e[0]['b']:.3g}")
         a2.axhline(0, color="0.5", lw=0.8)
-        a2.set_xscale("log")
-        a2.set_xlabel("N (negatives)")
-        a2.set_ylabel("$N(I_N - I_\\infty)$  (> 0 refutes Eq. 7)")
-        a2.set_title("Eq. 7, $I_\\infty \\geq I_N$, measured (MC, ±2 SE)")
-        a2.legend(fontsize=8)
+        label_axes(a2, "N (negatives)", "$N(I_N - I_\\infty)$  (> 0 refutes Eq. 7)",
+                   "Eq. 7, $I_\\infty \\geq I_N$, measured (MC, ±2 SE)", log_x=True)
         return fig
     return Figure("info_nce_vs_n", "I_N vs N", draw)

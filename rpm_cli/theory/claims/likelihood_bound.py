@@ -13,7 +13,7 @@ import numpy as np
 from rpm_cli.theory import empirical as EM
 from rpm_cli.theory import limits as LM
 from rpm_cli.theory import elbo_likelihood_slope as Mg
-from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, stream
+from rpm_cli.theory.checks import ClaimResult, Figure, bookkeeping, check, eps_panels, label_axes, stream
 from rpm_cli.theory.claims.setting import fmt
 from rpm_cli.domains import SEED, integer, list_of, optional
 from rpm_cli.theory.keys import number
@@ -117,29 +117,19 @@ def run(s) -> ClaimResult:
 
 def figure(q) -> Figure:
     def draw(plt):
-        rows = q["rows"]
-        eps = np.array([r["eps"] for r in rows])
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        fig, a1, a2, eps, rows = eps_panels(plt, q)
         a1.plot(eps, [r["elbo"] for r in rows], "-", color="C0", label="ELBO (Eq. 15), closed form")
         a1.plot(eps, [r["log_p"] for r in rows], "-", color="C1", label="log P(x,x') − const (Eq. 31), closed form")
         a1.errorbar(eps, [r["mc_elbo"] for r in rows], yerr=[2 * r["mc_elbo_se"] for r in rows], fmt="o", color="C0",
                     ms=4, capsize=2, label="ELBO, importance sampling")
         a1.errorbar(eps, [r["mc_log_p"] for r in rows], yerr=[2 * r["mc_log_p_se"] for r in rows], fmt="s",
                     color="C1", ms=4, capsize=2, label="log P, importance sampling")
-        a1.set_xscale("log")
-        a1.invert_xaxis()
-        a1.set_xlabel("encoder noise std ε")
-        a1.set_ylabel("nats per pair (constant dropped)")
-        a1.set_title(f"True-marginal RPM, {q['pairs']} data pairs")
-        a1.legend(fontsize=8)
+        label_axes(a1, "encoder noise std ε", "nats per pair (constant dropped)",
+                   f"True-marginal RPM, {q['pairs']} data pairs", log_x=True, reverse_x=True)
         a2.loglog(eps, [r["gap"] for r in rows], "-", color="C2", label="log P − ELBO, closed form")
         a2.errorbar(eps, [max(r["mc_gap"], 1e-300) for r in rows], yerr=[2 * r["mc_gap_se"] for r in rows],
                     fmt="o", color="C2", ms=4, capsize=2, label="paired importance sampling")
         a2.loglog(eps, [r["gap_rate"] for r in rows], "k--", lw=1, label="ε²·½|∇h|² (ε → 0 rate)")
-        a2.invert_xaxis()
-        a2.set_xlabel("encoder noise std ε")
-        a2.set_ylabel("gap (nats)")
-        a2.set_title("The bound closes as ε → 0 (App. C)")
-        a2.legend(fontsize=8)
+        label_axes(a2, "encoder noise std ε", "gap (nats)", "The bound closes as ε → 0 (App. C)", reverse_x=True)
         return fig
     return Figure("appc_elbo_logp", "App C", draw)

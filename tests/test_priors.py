@@ -241,7 +241,7 @@ def test_yaml_builds_and_names_every_hyper_parameter(name):
             pytest.approx(DIAMETER)
 
 
-def test_old_gaussian_config_loads_old_state_dict():
+def test_a_gaussian_checkpoint_with_critic_weights_loads_as_prior():
     old = {"name": "gaussian", "lengthscale": 32, "learn_lengthscale": False}
     model = torch.nn.Module()
     model.prior = build_prior(OmegaConf.create(old), DIM, SCALE)
@@ -250,7 +250,7 @@ def test_old_gaussian_config_loads_old_state_dict():
     assert model.prior.summary()["lengthscale_px"] == pytest.approx(0.2 * SCALE)
 
 
-def test_old_linear_config_loads_old_state_dict():
+def test_a_linear_checkpoint_with_critic_weights_loads_as_prior():
     model = torch.nn.Module()
     model.prior = build_prior({"name": "linear", "init_std": 0.1}, DIM, SCALE)
     assert isinstance(model.prior, LinearPrior)

@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rpm_cli import CONFIG_DIR
-from rpm_cli.errors import UserError, reported
+from rpm_cli.errors import TrainingDiverged, UserError, reported
 from rpm_cli.layout import CHECKPOINT, LATEST, RUN_LITTER
 from rpm_cli.resolvers import register_resolvers
 
@@ -54,9 +54,8 @@ def train_main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with reported(debug=cfg.get("debug")):
-        from rpm_cli.errors import TrainingDiverged
+        # torch and the training code only once a run starts: `rpm train --help`, `--cfg` stay instant
         from rpm_cli.resume import config_for_resume, sweep_job_again
-        from rpm_cli.layout import CHECKPOINT
         from rpm_cli.runs import RunDirBusy
         from rpm_cli.train import train
 

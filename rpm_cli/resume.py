@@ -69,8 +69,7 @@ def refusal(override) -> str | None:
 def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
     """The checkpoint's config with the allowed command-line overrides applied, and resume set. An override
     outside ALLOWED is refused here too, so none is ever dropped, whatever path reached this function."""
-    from rpm_cli.layout import CHECKPOINT
-    from rpm_cli.runs import load_checkpoint
+    from rpm_cli.runs import load_checkpoint  # torch: not on the command-line check's path
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     cfg = OmegaConf.create(state["config"])
@@ -97,8 +96,7 @@ def _same_run(cfg: DictConfig, state: dict) -> bool:
 def sweep_job_again(cfg: DictConfig, run_dir: Path) -> tuple[DictConfig, dict | None]:
     """A multirun job whose run dir already holds a run (a sweep started again): the same config continues
     it, so a rerun of a killed sweep finishes it; returns (config, the final metrics if it had finished)."""
-    from rpm_cli.layout import CHECKPOINT
-    from rpm_cli.runs import load_checkpoint
+    from rpm_cli.runs import load_checkpoint  # torch: not on the command-line check's path
 
     state = load_checkpoint(run_dir / CHECKPOINT)
     if not _same_run(cfg, state):
@@ -116,8 +114,7 @@ def state_to_continue(cfg: DictConfig, run_dir: Path) -> dict | None:
     `cfg` must equal the checkpoint's config except for the keys resume allows; a longer trainer.epochs
     extends the run, a shorter one than it has trained is refused.
     """
-    from rpm_cli.layout import CHECKPOINT
-    from rpm_cli.runs import load_checkpoint
+    from rpm_cli.runs import load_checkpoint  # torch: not on the command-line check's path
 
     if not cfg.get("resume"):
         if (run_dir / CHECKPOINT).exists():

@@ -21,8 +21,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
+from rpm_cli.data.balls import load_video
 from rpm_cli.errors import UserError
 from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS
+from rpm_cli.models.inference import encode
+from rpm_cli.models.model import Model
 
 # Keys that runs written before them did not have, with the values those runs used (what they behaved as).
 ADDED_KEYS = {
@@ -181,8 +184,6 @@ class Run:
 
     def video(self, role: str):
         """The run's 'train', 'val' or 'test' video (cached on disk and here)."""
-        from rpm_cli.data.balls import load_video
-
         if role not in self._videos:
             data = self.cfg.data
             seed, frames = {"train": (data.seed, data.n_frames), "val": (data.val_seed, data.val_frames),
@@ -192,8 +193,6 @@ class Run:
 
     def latents_px(self, role: str) -> np.ndarray:
         """z of every frame of a video, eval mode, in pixels (N, 2 * n_maps)."""
-        from rpm_cli.models.inference import encode
-
         if role not in self._latents:
             self._latents[role] = encode(self.encoder, self.video(role).frames) * self.cfg.data.image_size
         return self._latents[role]
@@ -206,8 +205,6 @@ def read_metrics(run_dir) -> list[dict]:
 
 def load_run(run_dir, finished: bool = True) -> Run:
     """Everything a consumer of a run needs; `finished` refuses a run that stopped early."""
-    from rpm_cli.models.model import Model
-
     run_dir = resolve_run_dir(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT)
     if finished and not state["finished"]:

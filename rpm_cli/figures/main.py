@@ -9,22 +9,20 @@ from omegaconf import DictConfig
 
 from rpm_cli.config import FIGURES_DOMAINS, validate_keys
 from rpm_cli.evaluate import evaluate_run
+from rpm_cli.figures.fig1 import figure1, find_runs
 from rpm_cli.figures.run import run_pictures
+from rpm_cli.figures.sweep import summarise_sweep
 from rpm_cli.runs import load_run, runs_in_sweep
 
 
 def figures(cfg: DictConfig, out_dir: Path) -> list[Path]:
     validate_keys(cfg, FIGURES_DOMAINS)
     if cfg.sweep_dir:
-        from rpm_cli.figures.sweep import summarise_sweep
-
         for run_dir in runs_in_sweep(cfg.sweep_dir):
             evaluate_run(run_dir)
         return summarise_sweep(cfg.sweep_dir, cfg.x_key)["files"]
     if cfg.run_dir:
         return run_pictures(load_run(cfg.run_dir))
-    from rpm_cli.figures.fig1 import figure1, find_runs
-
     for run_dir in (d for dirs in find_runs(cfg).values() for d in dirs):
         evaluate_run(run_dir)
         if not (Path(run_dir) / "maps.png").exists():  # the figure's runs are the ones a person looks at

@@ -6,6 +6,7 @@ video's scores are in `test_*` columns for the record, never for choosing.
 import csv
 import io
 import math
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -13,10 +14,11 @@ import numpy as np
 import yaml
 
 from rpm_cli.atomic import write_text
+from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
 from rpm_cli.plotting import plt, save_figure
 from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
 from rpm_cli.records import run_record
-from rpm_cli.runs import load_checkpoint, runs_in_sweep
+from rpm_cli.runs import load_checkpoint, load_run, runs_in_sweep
 
 METRICS = ("readout_l2_px", "slot_l2_px")
 SUMMARY_CSV = "sweep_summary.csv"  # the one file of a sweep that is committed (its run dirs stay local)
@@ -172,11 +174,6 @@ def summarise_sweep(sweep_dir, x_key: str | None = None) -> dict:
 def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:
     """sweep_maps.png: each run's maps on the first validation frame (a sweep is for choosing), one tile per
     run, labelled by its overrides."""
-    import tempfile
-
-    from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
-    from rpm_cli.runs import load_run
-
     with tempfile.TemporaryDirectory() as tmp:
         tiles = []
         for k, row in enumerate(rows):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rpm_cli.figures.sweep import sweep_rows
 from rpm_cli.reproduction import parse_run_dir
 from rpm_cli.records import is_evaluated, run_record
 
@@ -45,6 +46,4 @@ def test_scores(runs, key, control=None) -> list[float]:
 
 def sweeps_under(folder: Path, order=None) -> dict[str, list[dict]]:
     """Each sweep in folder that has finished runs, by name, with their rows (from the runs or the summary)."""
-    from rpm_cli.figures.sweep import sweep_rows
-
     return {p.name: rows for p in sorted(folder.glob("*"), key=order) if p.is_dir() and (rows := sweep_rows(p))}

@@ -15,6 +15,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rpm_cli.theory import critics, empirical, gaussian, limits, linalg, montecarlo
+from rpm_cli.theory.lab import run_claims, validate_theory
 
 # the lab at a few seconds a run: small samples, the same structure
 REDUCED = {
@@ -128,8 +129,6 @@ def reduced_config(path="configs/theory.yaml") -> dict:
 
 def failed_checks(c: dict) -> list:
     """Names of the counted checks that fail (or raise) on config c."""
-    from rpm_cli.theory.lab import run_claims
-
     try:
         _, claims, _ = run_claims(c)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError, ZeroDivisionError) as exc:
@@ -139,8 +138,6 @@ def failed_checks(c: dict) -> list:
 
 def run_mutations(cfg) -> dict:
     """{bug name: failed checks}, with the unmutated lab under "none"."""
-    from rpm_cli.theory.lab import validate_theory
-
     c = validate_theory(cfg)
     out = {"none": failed_checks(c)}
     for mutation in MUTATIONS:

@@ -18,6 +18,7 @@ from rpm_cli.theory.claims.setting import fmt
 from rpm_cli.domains import integer, optional
 from rpm_cli.theory.keys import number
 
+TITLE = "8. P(i, j) ∝ F(x_i, x'_j) is the InfoNCE classifier; the mixture marginal (App. A.1-A.2, Eq. 31-37)"
 KEYS = {
     "empirical.classifier_eps": optional(number(0, 100)),
     "empirical.classifier_samples": integer(2, 4096),
@@ -26,7 +27,6 @@ KEYS = {
     "empirical.mixture_groups": integer(2, 1024),
     "empirical.normalisation_samples": integer(1000, 4_000_000),
 }
-TITLE = "8. P(i, j) ∝ F(x_i, x'_j) is the InfoNCE classifier; the mixture marginal (App. A.1-A.2, Eq. 31-37)"
 
 
 def run(s) -> ClaimResult:

@@ -38,6 +38,26 @@ def data(s):
     return x, m.rho * x + math.sqrt(1 - m.rho ** 2) * rng.standard_normal((M, m.dx))
 
 
+def figure(q) -> Figure:
+    def draw(plt):
+        fig, a1, a2, eps, rows = eps_panels(plt, q)
+        a1.plot(eps, [r["elbo"] for r in rows], "-", color="C0", label="ELBO (Eq. 15), closed form")
+        a1.plot(eps, [r["log_p"] for r in rows], "-", color="C1", label="log P(x,x') − const (Eq. 31), closed form")
+        a1.errorbar(eps, [r["mc_elbo"] for r in rows], yerr=[2 * r["mc_elbo_se"] for r in rows], fmt="o", color="C0",
+                    ms=4, capsize=2, label="ELBO, importance sampling")
+        a1.errorbar(eps, [r["mc_log_p"] for r in rows], yerr=[2 * r["mc_log_p_se"] for r in rows], fmt="s",
+                    color="C1", ms=4, capsize=2, label="log P, importance sampling")
+        label_axes(a1, "encoder noise std ε", "nats per pair (constant dropped)",
+                   f"True-marginal RPM, {q['pairs']} data pairs", log_x=True, reverse_x=True)
+        a2.loglog(eps, [r["gap"] for r in rows], "-", color="C2", label="log P − ELBO, closed form")
+        a2.errorbar(eps, [max(r["mc_gap"], 1e-300) for r in rows], yerr=[2 * r["mc_gap_se"] for r in rows],
+                    fmt="o", color="C2", ms=4, capsize=2, label="paired importance sampling")
+        a2.loglog(eps, [r["gap_rate"] for r in rows], "k--", lw=1, label="ε²·½|∇h|² (ε → 0 rate)")
+        label_axes(a2, "encoder noise std ε", "gap (nats)", "The bound closes as ε → 0 (App. C)", reverse_x=True)
+        return fig
+    return Figure("appc_elbo_logp", "App C", draw)
+
+
 def run(s) -> ClaimResult:
     m, cfg = s.model, s.cfg["appc"]
     critic = s.gauss_at(cfg["theta"])
@@ -113,23 +133,3 @@ def run(s) -> ClaimResult:
         f"{fmt(gap['se'] / eps2, 2)} vs ½|∇h|² = {fmt(rate)}. Computed twice: log F, the ELBO and the gap (closed "
         "form vs importance sampling), the Eq. 51 limit and its rate.")
     return ClaimResult("appc", TITLE, q, checks, books, [], prose, [figure(q)])
-
-
-def figure(q) -> Figure:
-    def draw(plt):
-        fig, a1, a2, eps, rows = eps_panels(plt, q)
-        a1.plot(eps, [r["elbo"] for r in rows], "-", color="C0", label="ELBO (Eq. 15), closed form")
-        a1.plot(eps, [r["log_p"] for r in rows], "-", color="C1", label="log P(x,x') − const (Eq. 31), closed form")
-        a1.errorbar(eps, [r["mc_elbo"] for r in rows], yerr=[2 * r["mc_elbo_se"] for r in rows], fmt="o", color="C0",
-                    ms=4, capsize=2, label="ELBO, importance sampling")
-        a1.errorbar(eps, [r["mc_log_p"] for r in rows], yerr=[2 * r["mc_log_p_se"] for r in rows], fmt="s",
-                    color="C1", ms=4, capsize=2, label="log P, importance sampling")
-        label_axes(a1, "encoder noise std ε", "nats per pair (constant dropped)",
-                   f"True-marginal RPM, {q['pairs']} data pairs", log_x=True, reverse_x=True)
-        a2.loglog(eps, [r["gap"] for r in rows], "-", color="C2", label="log P − ELBO, closed form")
-        a2.errorbar(eps, [max(r["mc_gap"], 1e-300) for r in rows], yerr=[2 * r["mc_gap_se"] for r in rows],
-                    fmt="o", color="C2", ms=4, capsize=2, label="paired importance sampling")
-        a2.loglog(eps, [r["gap_rate"] for r in rows], "k--", lw=1, label="ε²·½|∇h|² (ε → 0 rate)")
-        label_axes(a2, "encoder noise std ε", "gap (nats)", "The bound closes as ε → 0 (App. C)", reverse_x=True)
-        return fig
-    return Figure("appc_elbo_logp", "App C", draw)

@@ -5,6 +5,8 @@ list are made from it) and a predicate. A value passes only when it is in its do
 in a range numpy and torch accept, strings from their set, booleans real booleans. Keys whose domain depends
 on another key (the batch size on the video length, ...) say so in their rule.
 """
+import difflib
+
 from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.domains import BOOLEAN, SEED, Domain, integer, is_int, is_num, number, one_of, require
@@ -114,9 +116,27 @@ def check_resolves(cfg: DictConfig) -> None:
         raise UserError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
 
 
+def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.",)) -> None:
+    """A key nothing reads (added with +key=value, say `+trainer.threadsx=1`) is a typo, not a setting.
+    Keys under `free` belong to plug-ins, which check their own (a prior's constructor takes exactly its keys)."""
+    def leaves(node, prefix=""):
+        for key, value in node.items_ex(resolve=False):
+            path = f"{prefix}{key}"
+            if OmegaConf.is_dict(value) and not path.startswith(free):
+                yield from leaves(value, path + ".")
+            else:
+                yield path
+
+    for key in leaves(cfg):
+        if key not in known and not key.startswith(free) and key != "hydra":
+            close = difflib.get_close_matches(key, list(known), n=1)
+            raise UserError(f"unknown key {key}: nothing reads it" + (f" (did you mean {close[0]}?)" if close else ""))
+
+
 def validate_keys(cfg: DictConfig, domains: dict[str, Domain]) -> None:
-    """`rpm evaluate` and `rpm figures`: every key resolves and lies in its domain."""
+    """`rpm evaluate` and `rpm figures`: every key resolves and lies in its domain, and none is unknown."""
     check_resolves(cfg)
+    refuse_unknown_keys(cfg, domains, free=())
     for key in domains:
         check(cfg, key, domains)
 
@@ -124,6 +144,7 @@ def validate_keys(cfg: DictConfig, domains: dict[str, Domain]) -> None:
 def validate_train(cfg: DictConfig) -> None:
     """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
     check_resolves(cfg)
+    refuse_unknown_keys(cfg, {*DOMAINS, "prior", "resume"})
     for key in ("seed", "evaluate", "sweep_metric", "debug", "max_memory_gb"):
         check(cfg, key)
     validate_data(cfg)

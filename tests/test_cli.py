@@ -106,6 +106,7 @@ BAD_TRAIN = [
      "data.n_balls, data.image_size, data.ball_diameter, data.step: 8 balls of diameter 4 are too crowded"),
     (["data.step=60"], "a step of 60 px does not fit"),
     (["+trainer.epochs=3"], "+trainer.epochs adds a key, but trainer.epochs exists"),
+    (["+trainer.threadsx=1"], "unknown key trainer.threadsx: nothing reads it (did you mean trainer.threads?)"),
     (["debug=3"], "debug must be true or false (got 3)"),
     (["data.n_frames=2"], "data.n_frames must be an integer from 3"),
     (["data.step=0"], "data.step must be a number > 0"),
@@ -161,7 +162,8 @@ def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
     (["figures", "debug=3"], "debug must be true or false (got 3)"),
     (["evaluate", "+run_dir=/proc"], "+run_dir adds a key, but run_dir exists"),
     (["figures", "~supervised_run"], "supervised_run cannot be deleted"),
-    (["figures", "nosuch=1", "--help"], "unknown key nosuch"),  # --help composes the overrides too
+    (["figures", "nosuch=1", "--help"], "unknown key nosuch"),
+    (["figures", "+foo=1", "run_dir=."], "unknown key foo: nothing reads it"),  # --help composes the overrides too
 ])
 def test_other_commands_refuse_bad_command_lines_in_one_line(tmp_path, args, message):
     proc = run_rpm(args, tmp_path)

@@ -116,18 +116,20 @@ def check_resolves(cfg: DictConfig) -> None:
         raise UserError(f"the config does not resolve: {str(exc).splitlines()[0]}") from None
 
 
+def leaf_keys(node, prefix: str = "", stop=()):
+    """Dotted paths of a config's values, without descending into the dicts whose path starts with `stop`."""
+    for key, value in node.items_ex(resolve=False):
+        path = f"{prefix}{key}"
+        if OmegaConf.is_dict(value) and not path.startswith(stop):
+            yield from leaf_keys(value, path + ".", stop)
+        else:
+            yield path
+
+
 def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.",)) -> None:
     """A key nothing reads (added with +key=value, say `+trainer.threadsx=1`) is a typo, not a setting.
     Keys under `free` belong to plug-ins, which check their own (a prior's constructor takes exactly its keys)."""
-    def leaves(node, prefix=""):
-        for key, value in node.items_ex(resolve=False):
-            path = f"{prefix}{key}"
-            if OmegaConf.is_dict(value) and not path.startswith(free):
-                yield from leaves(value, path + ".")
-            else:
-                yield path
-
-    for key in leaves(cfg):
+    for key in leaf_keys(cfg, stop=free):
         if key not in known and not key.startswith(free) and key != "hydra":
             close = difflib.get_close_matches(key, list(known), n=1)
             raise UserError(f"unknown key {key}: nothing reads it" + (f" (did you mean {close[0]}?)" if close else ""))

@@ -18,10 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from rpm_cli.config import leaf_keys  # noqa: E402
 from tests.helpers import TINY, compose_cfg  # noqa: E402  (the suite's tiny config: accepted runs stay fast)
 
 VALUES = ["-1", "0", "1", "2", "3", "7", "1.5", "0.001", "1e9", "1e-12", "nan", "inf", "-inf", "abc", "''",
@@ -31,17 +31,9 @@ PATH_VALUES = ["/nonexistent/run", "/proc", "/dev/null", ".", "''", "null", "out
                "{bad_checkpoint}", "{text_file}", "{empty_dir}", "{good_run}/checkpoint.pt", "~", "{unfinished_run}"]
 
 
-def leaves(node, prefix=""):
-    for key, value in node.items():
-        if OmegaConf.is_dict(value):
-            yield from leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}"
-
-
 def known_keys(config_name: str) -> list[str]:
     cfg = compose_cfg(config_name=config_name) if config_name == "train" else compose_plain(config_name)
-    return sorted(k for k in leaves(cfg) if not k.startswith("hydra"))
+    return sorted(k for k in leaf_keys(cfg) if not k.startswith("hydra"))
 
 
 def compose_plain(config_name: str):

@@ -7,7 +7,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from rpm_cli.config import DOMAINS, validate_train
+from rpm_cli.config import DOMAINS, leaf_keys, validate_train
 from rpm_cli.errors import UserError
 from tests.helpers import TINY, compose_cfg, examples, run_rpm
 
@@ -103,14 +103,7 @@ def test_fuzzed_unknown_keys_are_one_line(key):
 
 
 def test_the_domain_table_covers_every_trainable_key():
-    def leaves(node, prefix=""):
-        for k, v in node.items():
-            if OmegaConf.is_dict(v):
-                yield from leaves(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}"
-
-    uncovered = [k for k in leaves(BASE) if k not in DOMAINS and not k.startswith("prior.") and k != "resume"]
+    uncovered = [k for k in leaf_keys(BASE) if k not in DOMAINS and not k.startswith("prior.") and k != "resume"]
     assert uncovered == [], "keys without a domain: " + ", ".join(uncovered)
 
 

@@ -132,7 +132,9 @@ def _check(config_name: str, args: list[str]) -> str | None:
         for key in keys:
             if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is _MISSING:
                 close = difflib.get_close_matches(key, leaf_keys(cfg), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else " (add a new key with +key=value)"
+                plugin = key.startswith("prior.")  # only a prior reads keys its config does not list
+                hint = (f" (did you mean {close[0]}?)" if close
+                        else " (add a prior's own hyper-parameter with +key=value)" if plugin else "")
                 where = f" with {' '.join(chosen)}" if any(len(c) > 1 for c in choices) else ""
                 return f"unknown key {key}{where}{hint}"
         for key in added:

@@ -83,10 +83,15 @@ def train_main(cfg: DictConfig) -> float:
         log.info("finished: %s", run_dir)
         if cfg.evaluate:
             from rpm_cli.evaluate import evaluate_run
+            from rpm_cli.figures.run import run_pictures
+            from rpm_cli.runs import load_run
 
-            evaluation = evaluate_run(run_dir)
-            if hydra_cfg.mode == RunMode.RUN:  # a sweep's jobs draw none: nobody looks at each of them
-                draw_run_pictures(run_dir)
+            if hydra_cfg.mode == RunMode.RUN:  # a single run gets its pictures, drawn from the same loaded run
+                run = load_run(run_dir)
+                evaluation = evaluate_run(run_dir, run=run)
+                run_pictures(run)
+            else:  # a sweep's jobs draw none: nobody looks at each of them
+                evaluation = evaluate_run(run_dir)
             metrics.update({k: evaluation["val"][k] for k in ("slot_l2_px", "readout_l2_px")})
         return sweep_value(cfg.sweep_metric, metrics)
 
@@ -102,21 +107,14 @@ def sweep_value(metric: str, metrics: dict) -> float:
     return value if math.isfinite(value) else float("inf")
 
 
-def draw_run_pictures(run_dir) -> None:
-    from rpm_cli.figures.run import run_pictures
-    from rpm_cli.runs import load_run
-
-    run_pictures(load_run(run_dir))
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_main(cfg: DictConfig) -> None:
     with reported(debug=cfg.get("debug")):
         from rpm_cli.evaluate import evaluate
 
-        for run_dir in evaluate(cfg):
-            if cfg.pictures:
-                draw_run_pictures(run_dir)
+        from rpm_cli.figures.run import run_pictures
+
+        evaluate(cfg, then=run_pictures if cfg.pictures else None)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="figures")

@@ -93,15 +93,16 @@ def random_init_encoder(run: Run, batch_size: int):
     return encoder
 
 
-def evaluate_run(run_dir, batch_size: int = 100, force: bool = False) -> dict:
+def evaluate_run(run_dir, batch_size: int = 100, force: bool = False, run: Run | None = None) -> dict:
     """Evaluate one run; writes and returns evaluation.json (re-running gives the same file). Scores only:
-    the commands draw a run's pictures where a person will look at them."""
+    the commands draw a run's pictures where a person will look at them, from the same `run` when they pass
+    it (its videos and latents are then loaded and computed once)."""
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / CHECKPOINT)
     out = run_dir / EVALUATION
     if not force and is_evaluated(run_dir, state):
         return json.loads(out.read_text())
-    run = load_run(run_dir)
+    run = run if run is not None else load_run(run_dir)
     size = run.cfg.data.image_size
     train = run.video("train")
     z_train = run.latents_px("train")
@@ -144,11 +145,14 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def evaluate(cfg: DictConfig) -> list[Path]:
-    """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`; returns the run dirs."""
+def evaluate(cfg: DictConfig, then=None) -> None:
+    """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`; `then(run)`, when given,
+    gets each loaded run afterwards (the command draws its pictures from it)."""
     validate_keys(cfg, EVALUATE_DOMAINS)
     run_dirs = runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else [resolve_run_dir(cfg.run_dir)]
     for run_dir in run_dirs:
-        result = evaluate_run(run_dir, cfg.batch_size, force=cfg.force)
+        run = load_run(run_dir) if then is not None else None
+        result = evaluate_run(run_dir, cfg.batch_size, force=cfg.force, run=run)
         print(f"{run_dir}\n{format_table(result)}")
-    return run_dirs
+        if run is not None:
+            then(run)

@@ -17,8 +17,20 @@ from rpm_cli import CONFIG_DIR
 
 PRESETS = {"tuned": "trainer=tuned", "paper": "experiment=paper"}
 FIG1_METHODS = ("supervised", "gaussian", "linear")
-REPORTING_SEEDS = (100, 101, 102)  # never used by tuning (scripts/tune.sh uses TUNING_SEEDS)
-TUNING_SEEDS = (0, 10, 11, 12, 13, 14, 15)
+# Seed roles, fixed before any run by the pre-registration (configs/protocol.yaml); tests/test_protocol.py
+# checks that they are disjoint and keep clear of the seeds reserved for independent checks.
+PROTOCOL = OmegaConf.load(CONFIG_DIR / "protocol.yaml")
+
+
+def _seed_range(role) -> tuple[int, ...]:
+    return tuple(range(role.first, role.last + 1))
+
+
+REPORTING_SEEDS = _seed_range(PROTOCOL.seeds.reporting)  # only reported, never selected on
+# Everything that selects; seed 0 too, on which scripts/tune.sh's first sweeps ran.
+TUNING_SEEDS = (0, *_seed_range(PROTOCOL.seeds.tuning))
+SPENT_SEEDS = tuple(PROTOCOL.seeds.spent)  # earlier reports' reporting seeds: they saw two recipes
+SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # `make bench` only
 # The tuned recipe's initial shift of the last BatchNorm, read from its config: the ablations vary it, the report names it.
 TUNED_SHIFT = float(OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").encoder.map_bias_init)
 
@@ -60,14 +72,28 @@ def find_reproduction_runs(root, preset: str, methods=None) -> dict[str, list[Pa
     return found
 
 
+def preset_seeds(preset: str, seeds) -> list[int]:
+    """The seeds a preset runs on: all of them, except Appendix D's 30-epoch runs on the registered first few."""
+    return list(seeds)[:PROTOCOL.appendix_d.n_seeds] if preset == PROTOCOL.appendix_d.preset else list(seeds)
+
+
 def plan(root, presets, methods, seeds) -> list[str]:
     """One line per run: preset, method, seed, run dir and the overrides that train it."""
     return [f"{preset} {method} {seed} {run_dir(root, preset, method, seed)} {PRESETS[preset]} {method_override(method)}"
-            for preset in presets for method in methods for seed in seeds]
+            for preset in presets for method in methods for seed in preset_seeds(preset, seeds)]
+
+
+def method_sweeps(root, presets, methods, seeds) -> list[str]:
+    """One line per preset and method: preset, method, the seeds (comma-separated), the dir holding their
+    run dirs, and the overrides; scripts/reproduce.sh trains each line as one `rpm train -m` sweep."""
+    return [f"{preset} {method} {','.join(map(str, preset_seeds(preset, seeds)))} "
+            f"{run_dir(root, preset, method, 0).parent} {PRESETS[preset]} {method_override(method)}"
+            for preset in presets for method in methods]
 
 
 # `make ablations`. The ablations and open choices are about choices: validation video, three tuning seeds.
-# Beyond the setting and the lengthscale sweep are results: test video, reporting seeds.
+# Beyond the setting and the lengthscale sweep are results on the test video, on the spent seeds of the report
+# they were made for (their committed summaries); issue 24 moves them to tuning seeds.
 ABLATION_PARTS = ("recipe", "beyond", "lengthscale", "choices")  # the order they run in by default
 ABLATION_PRIORS = ("gaussian", "linear")  # the recipe and beyond parts' priors by default
 ABLATION_RECIPES = ("tuned", "paper")  # the choices part's recipes by default
@@ -104,7 +130,7 @@ class Sweep(NamedTuple):
 def ablation_plan(parts=ABLATION_PARTS, recipes=ABLATION_RECIPES, priors=ABLATION_PRIORS) -> list[Sweep]:
     """The sweeps of `make ablations`, in the order they run."""
     tuning = f"seed={','.join(map(str, ABLATION_SEEDS))}"
-    reporting = f"seed={','.join(map(str, REPORTING_SEEDS))}"
+    reporting = f"seed={','.join(map(str, SPENT_SEEDS))}"
     plan = []
     for part in parts:
         if part == "recipe":  # Appendix D plus each change alone; the tuned recipe minus each change
@@ -170,13 +196,15 @@ def main(argv=None) -> None:
     parser.add_argument("--presets", default="tuned paper")
     parser.add_argument("--methods", default=None, help="default: every method")
     parser.add_argument("--seeds", default=" ".join(map(str, REPORTING_SEEDS)))
+    parser.add_argument("--by-method", action="store_true", help="one line per preset and method (a sweep)")
     args = parser.parse_args(argv)
     presets = args.presets.split()
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         parser.error(f"PRESETS must be among: {', '.join(PRESETS)} (got {unknown[0]})")
     methods = args.methods.split() if args.methods else list(all_methods())
-    for line in plan(args.root, presets, methods, [int(s) for s in args.seeds.split()]):
+    lines = method_sweeps if args.by_method else plan
+    for line in lines(args.root, presets, methods, [int(s) for s in args.seeds.split()]):
         print(line)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rpm_cli import reproduction
-from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, REPORTING_SEEDS, TUNED_SHIFT, TUNING_SEEDS,
+from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, TUNING_SEEDS,
                                   ablation_plan, open_choices, prior_names)
 from rpm_cli.report import ablations as report
 
@@ -27,12 +27,12 @@ def test_sweep_names_are_unique():
     assert len(folders) == len(set(folders))
 
 
-def test_choices_run_on_tuning_seeds_and_results_on_reporting_seeds():
+def test_choices_run_on_tuning_seeds_and_results_on_the_seeds_they_were_reported_on():
     for sweep in EVERY_SWEEP:
         seeds = _seeds(sweep)
         # Seeds 1-9 and 5000-5999 belong to neither protocol; no sweep may use them.
         assert not seeds & {*range(1, 10), *range(5000, 6000)}, sweep.name
-        allowed = TUNING_SEEDS if sweep.part in ("recipe", "choices") else REPORTING_SEEDS
+        allowed = TUNING_SEEDS if sweep.part in ("recipe", "choices") else SPENT_SEEDS
         assert seeds <= set(allowed), sweep.name
 
 

@@ -1,0 +1,26 @@
+"""The pre-registration (configs/protocol.yaml): seed roles that never overlap, and what the study fixes."""
+from rpm_cli import reproduction
+from rpm_cli.reproduction import PROTOCOL, REPORTING_SEEDS, SPEED_SEEDS, SPENT_SEEDS, TUNING_SEEDS
+
+RESERVED = {*range(1, 10), *range(5000, 6000)}  # independent checks of this project
+
+
+def test_seed_roles_are_disjoint_and_avoid_the_reserved_seeds():
+    roles = {"reporting": REPORTING_SEEDS, "tuning": TUNING_SEEDS, "spent": SPENT_SEEDS, "speed": SPEED_SEEDS}
+    for name, seeds in roles.items():
+        assert len(set(seeds)) == len(seeds) and not set(seeds) & RESERVED, name
+        for other, others in roles.items():
+            assert other == name or not set(seeds) & set(others), (name, other)
+
+
+def test_the_study_has_the_registered_number_of_fresh_seeds_and_every_method():
+    assert len(REPORTING_SEEDS) == PROTOCOL.n_seeds == 25
+    assert set(PROTOCOL.arms) == set(reproduction.all_methods())
+    assert PROTOCOL.appendix_d.n_seeds <= PROTOCOL.n_seeds
+
+
+def test_no_planned_ablation_uses_a_reporting_seed():
+    for sweep in reproduction.ablation_plan(reproduction.ABLATION_PARTS, recipes=tuple(reproduction.PRESETS),
+                                            priors=reproduction.prior_names()):
+        (value,) = [o.removeprefix("seed=") for o in sweep.overrides.split() if o.startswith("seed=")]
+        assert not {int(s) for s in value.split(",")} & set(REPORTING_SEEDS), sweep.name

@@ -16,7 +16,7 @@ from rpm_cli.config import validate_train
 from rpm_cli.data.balls import load_video
 from rpm_cli.errors import TrainingDiverged
 from rpm_cli.loggers import build_logger
-from rpm_cli.models.build import pick_device
+from rpm_cli.models.build import batch_source, pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.objectives import info_nce_estimate, negatives
 from rpm_cli.resume import state_to_continue
@@ -89,6 +89,7 @@ class Trainer:
         video = load_video(cfg.data, seed=cfg.data.seed, n_frames=cfg.data.n_frames)
         self.frames = torch.from_numpy(video.frames).to(device)
         self.centres = torch.from_numpy(video.centres).to(device)
+        self.batch = batch_source(cfg, self.frames)  # what the encoder reads for some frames
         self.n_pairs = video.n_frames - 1
         self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
 
@@ -101,7 +102,7 @@ class Trainer:
         for step in range(self.steps_per_epoch):
             base = order[step * batch:(step + 1) * batch].to(self.device)
             index = torch.cat([base, base + 1])
-            loss = model.loss(self.frames[index], self.centres[index])
+            loss = model.loss(self.batch(index), self.centres[index])
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                        + _kept(self.run_dir, epochs_kept))

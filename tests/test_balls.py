@@ -142,11 +142,14 @@ def test_cache_is_reused_and_bad_cache_regenerated(tmp_path, monkeypatch):
         raise AssertionError("re-rendered although cached")
 
     monkeypatch.setattr(balls, "generate", no_render)
-    again = load_video(cfg, seed=0, n_frames=30)
+    assert load_video(cfg, seed=0, n_frames=30) is first  # kept by this process
+    balls.forget_recent_videos()
+    again = load_video(cfg, seed=0, n_frames=30)  # from the disk cache
     assert np.array_equal(first.frames, again.frames)
     monkeypatch.undo()
 
     files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated by a crash or a full disk
+    balls.forget_recent_videos()
     regenerated = load_video(cfg, seed=0, n_frames=30)
     assert np.array_equal(first.frames, regenerated.frames)
     assert not list(tmp_path.glob("*.tmp*"))

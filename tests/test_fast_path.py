@@ -78,7 +78,7 @@ def test_background_skipping_pass_equals_the_dense_pass_on_paper_size_frames():
                         "heading_noise_deg": 2.0, "seed": 0, "cache_dir": None}, seed=0, n_frames=12)
     frames = torch.from_numpy(video.frames)
     fast, dense = _sparse_and_dense()
-    tiles = len(sparse._active_tiles(frames)[0])
+    tiles = int(sparse.active_tiles(frames).sum())
     assert tiles < 0.15 * 12 * (256 // sparse.TILE) ** 2  # the point of it: most tiles are skipped
     _assert_same_step(fast, dense, frames)
 
@@ -115,3 +115,33 @@ def test_eval_mode_background_skipping_equals_the_dense_pass():
     with torch.no_grad():
         assert torch.allclose(fast(frames), dense(frames), rtol=1e-5, atol=1e-6)
     _assert_same_buffers(fast, dense)  # eval mode leaves them alone
+
+
+def test_small_crops_that_overlap_and_leave_tiles_to_later_rounds_give_the_same_step():
+    """Crops smaller than a ball: several per ball, placed round after round, overlapping; each active tile is
+    still counted once."""
+    video = load_video({"n_frames": 8, "image_size": 64, "n_balls": 3, "ball_diameter": 12, "step": 12,
+                        "heading_noise_deg": 2.0, "seed": 3, "cache_dir": None}, seed=3, n_frames=8)
+    frames = torch.from_numpy(video.frames)
+    frame, top, left, owned = sparse.place_crops(sparse.active_tiles(frames), side=2)
+    assert len(frame) > 3 * len(frames)  # more than one crop per ball
+    assert int(owned.sum()) == int(sparse.active_tiles(frames).sum())  # every active tile owned exactly once
+    fast, dense = _sparse_and_dense()
+    fast.crop_tiles = 2
+    _assert_same_step(fast, dense, frames)
+
+
+def test_a_videos_crop_index_gives_each_batch_the_crops_of_its_frames():
+    """Training gathers a batch's crops from the whole video's (found once): the same step as from the frames."""
+    video = load_video({"n_frames": 30, "image_size": 64, "n_balls": 3, "ball_diameter": 12, "step": 12,
+                        "heading_noise_deg": 2.0, "seed": 3, "cache_dir": None}, seed=3, n_frames=30)
+    frames = torch.from_numpy(video.frames)
+    index = torch.tensor([7, 2, 29, 2, 15, 0])
+    crops = sparse.CropIndex(frames, side=3, chunk=8).batch(index)
+    direct = sparse.crops_of(frames[index], side=3)
+    for name in ("frame", "top", "left", "owned", "pixels", "class_pixels"):
+        assert torch.equal(getattr(crops, name), getattr(direct, name)), name
+    fast, dense = _sparse_and_dense()
+    fast.crop_tiles = 3
+    for a, b in zip(crops.chunk(2), frames[index].chunk(2)):
+        assert torch.allclose(fast(a), dense(b), rtol=1e-5, atol=1e-6)

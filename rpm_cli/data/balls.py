@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,9 +225,32 @@ def _load_cached(path: Path, key: dict) -> Video | None:
     return Video(frames, centres)
 
 
+_RECENT: "OrderedDict[str, Video]" = OrderedDict()  # the last few videos this process loaded
+RECENT_VIDEOS = 4  # a run's training, validation and test videos, and the next run's training video
+
+
 def load_video(data_cfg: dict, seed: int, n_frames: int) -> Video:
-    """The video for this config and seed, from the on-disk cache when present (uint8, keyed by config)."""
+    """The video for this config and seed, from the on-disk cache when present (uint8, keyed by config).
+
+    A process keeps its last few videos, which nobody may modify: a sweep's runs share the validation and test
+    videos, and evaluation after training reads the training video again."""
     key = video_key(data_cfg, seed, n_frames)
+    name = json.dumps([key, str(data_cfg.get("cache_dir"))], sort_keys=True)  # a new cache dir gets its copy
+    if name not in _RECENT:
+        video = _load_or_generate(data_cfg, key)
+        _RECENT[name] = video
+        while len(_RECENT) > RECENT_VIDEOS:
+            _RECENT.popitem(last=False)
+    _RECENT.move_to_end(name)
+    return _RECENT[name]
+
+
+def forget_recent_videos() -> None:
+    """Drop the videos this process keeps, so that the next load_video reads the disk cache again."""
+    _RECENT.clear()
+
+
+def _load_or_generate(data_cfg: dict, key: dict) -> Video:
     cache_dir = data_cfg.get("cache_dir")
     path = _cache_path(cache_dir, key) if cache_dir else None
     video = _load_cached(path, key) if path else None

@@ -34,10 +34,11 @@ def centre_from_marginals(cols: torch.Tensor, rows: torch.Tensor) -> torch.Tenso
 
 class CentreOfMassEncoder(nn.Module):
     def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3, map_bias_init: float = 0.0,
-                 skip_background: bool = True):
+                 skip_background: bool = True, crop_tiles: int = sparse.crop_tiles(32)):
         super().__init__()
         self.n_maps = n_maps
-        self.skip_background = skip_background  # training passes compute only near the balls (sparse.py)
+        self.skip_background = skip_background  # passes compute only near the balls (sparse.py)
+        self.crop_tiles = crop_tiles  # the side of sparse.py's crops: speed only, never the numbers
         self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
@@ -56,7 +57,10 @@ class CentreOfMassEncoder(nn.Module):
         x = torch.relu(self.bn1(self.conv1(x)))
         return torch.sigmoid(self.bn2(self.conv2(x)))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames) -> torch.Tensor:
+        """uint8 (B, 3, H, W) frames, or their sparse.Crops (training's batches) -> (B, 2M) centres."""
+        if isinstance(frames, sparse.Crops):
+            return centre_from_marginals(*sparse.feature_marginals(self, frames))
         if self.skip_background and sparse.applies(self, frames):
             return centre_from_marginals(*sparse.feature_marginals(self, frames))
         return centre_of_mass(self.feature_maps(frames))

@@ -1,0 +1,87 @@
+"""The elementwise stages of the background-skipping pass (sparse.py) over its large tensors, as autograd
+functions with their backward written out.
+
+Why by hand: autograd's graph for these few lines makes ~2x as many passes over the crops' tensors as the
+forward and backward below, and those passes were most of a training step's time besides the convolutions
+(measured). The algebra is nn.BatchNorm2d's in training mode, a sigmoid and sums; tests/test_fast_path.py
+checks z, every gradient and the running statistics against the dense pass.
+"""
+import torch
+
+
+def _channel(v: torch.Tensor) -> torch.Tensor:
+    return v.view(1, -1, 1, 1)
+
+
+class BatchNormReLU(torch.autograd.Function):
+    """relu(batchnorm(y)) where the batch is y at `own` (1 or 0, (R, 1, h, w)) plus zeros up to `count`
+    pixels per channel; 0 where `outside` (True, (R, 1, h, w)).
+
+    Returns (a, shift, mean, var): the activations, the per-channel shift (a = relu(y * scale + shift), so a
+    zero pixel's value is relu(shift)), and the batch mean and (biased) variance for the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, y, weight, bias, own, outside, count: int, eps: float):
+        owned = y * own
+        mean = owned.sum((0, 2, 3)) / count
+        var = (owned * owned).sum((0, 2, 3)) / count - mean * mean  # own is 0 or 1: owned² = own * y²
+        rstd = torch.rsqrt(var + eps)
+        scale = weight * rstd
+        shift = bias - mean * scale
+        a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside, 0.0)
+        ctx.save_for_backward(y, a, own, weight, mean, rstd, scale)
+        ctx.count = count
+        ctx.mark_non_differentiable(mean, var)
+        return a, shift, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_a, grad_shift, _grad_mean, _grad_var):
+        y, a, own, weight, mean, rstd, scale = ctx.saved_tensors
+        g = torch.where(a > 0, grad_a.contiguous(), 0.0)  # through the ReLU and the zeroed pixels
+        grad_bias = g.sum((0, 2, 3)) + grad_shift   # shift = bias - mean * scale
+        grad_scale = (g * y).sum((0, 2, 3)) - mean * grad_bias
+        grad_weight = grad_scale * rstd            # scale = weight * rstd
+        grad_var = grad_scale * weight * -0.5 * rstd ** 3
+        grad_mean = -scale * grad_bias - 2 * mean * grad_var  # var = E[own y²] - mean²
+        # mean = Σ own y / count, var's first term = Σ own y² / count
+        grad_y = (y * _channel(2 * grad_var / ctx.count)).add_(_channel(grad_mean / ctx.count)).mul_(own)
+        grad_y.addcmul_(g, _channel(scale))
+        return grad_y, grad_weight, grad_bias, None, None, None, None
+
+
+class MaskedMoments(torch.autograd.Function):
+    """Per channel: Σ own * (y - shift) and Σ own * (y - shift)² over (n, C, h, w); own is 0 or 1, shift a
+    constant."""
+
+    @staticmethod
+    def forward(ctx, y, own, shift):
+        d = (y - _channel(shift)).mul_(own)
+        ctx.save_for_backward(d, own)
+        return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3))
+
+    @staticmethod
+    def backward(ctx, grad_total, grad_squares):
+        d, own = ctx.saved_tensors
+        grad_y = (d * _channel(2 * grad_squares)).add_(own * _channel(grad_total))
+        return grad_y, None, None
+
+
+class SigmoidDifferenceSums(torch.autograd.Function):
+    """d = own * (sigmoid(y * scale + shift) - background) over crops (n, M, s, s): its column and row sums,
+    (n, M, s) each."""
+
+    @staticmethod
+    def forward(ctx, y, scale, shift, background, own):
+        maps = (y * _channel(scale)).add_(_channel(shift)).sigmoid_()
+        d = (maps - background).mul_(own)
+        ctx.save_for_backward(y, maps, own, scale)
+        return d.sum(2), d.sum(3)
+
+    @staticmethod
+    def backward(ctx, grad_cols, grad_rows):
+        y, maps, own, scale = ctx.saved_tensors
+        grad_d = (grad_cols[:, :, None, :] + grad_rows[:, :, :, None]).mul_(own)
+        grad_pre = grad_d * maps * (1 - maps)
+        return (grad_pre * _channel(scale), (grad_pre * y).sum((0, 2, 3)), grad_pre.sum((0, 2, 3)), -grad_d,
+                None)

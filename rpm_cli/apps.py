@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rpm_cli import CONFIG_DIR
-from rpm_cli.errors import TrainingDiverged, UserError, reported
+from rpm_cli.errors import RunDirBusy, TrainingDiverged, UserError, reported
 from rpm_cli.layout import CHECKPOINT, LATEST, RUN_LITTER
 from rpm_cli.resolvers import register_resolvers
 
@@ -54,13 +54,16 @@ def train_main(cfg: DictConfig) -> float:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     with reported(debug=cfg.get("debug")):
-        # torch and the training code only once a run starts: `rpm train --help`, `--cfg` stay instant
-        from rpm_cli.resume import config_for_resume, sweep_job_again
-        from rpm_cli.runs import RunDirBusy
-        from rpm_cli.train import train
+        from rpm_cli.config import validate_train
 
         metrics = None
         try:
+            if not cfg.resume and not (multirun and (run_dir / CHECKPOINT).exists()):
+                validate_train(cfg)  # a bad value fails in a second, before torch loads (train() checks again)
+            # torch and the training code only once a run starts: `rpm train --help`, `--cfg` stay instant
+            from rpm_cli.resume import config_for_resume, sweep_job_again
+            from rpm_cli.train import train
+
             if cfg.resume:
                 cfg = config_for_resume(cfg.resume, list(hydra_cfg.overrides.task))
             elif multirun and (run_dir / CHECKPOINT).exists():  # the sweep was started again

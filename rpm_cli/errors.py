@@ -10,6 +10,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class RunDirBusy(UserError):
+    """Another process trains in this run dir: nothing of it may be touched."""
+
+
 class TrainingDiverged(Exception):
     """A non-finite loss or parameter: training stops, the last good checkpoint is kept. Exit code 3."""
 

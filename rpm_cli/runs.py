@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
 from rpm_cli.data.balls import load_video
-from rpm_cli.errors import UserError
+from rpm_cli.errors import RunDirBusy, UserError
 from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS
 from rpm_cli.models.inference import encode
 from rpm_cli.models.model import Model
@@ -35,10 +35,6 @@ ADDED_KEYS = {
     "logger": {"name": "jsonl"},
 }
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
-
-
-class RunDirBusy(UserError):
-    """Another process trains in this run dir: nothing of it may be touched."""
 
 
 @contextlib.contextmanager

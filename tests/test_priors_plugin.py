@@ -3,7 +3,6 @@ and every shipped prior passes one tiny train + evaluate."""
 import json
 import textwrap
 
-import pytest
 
 from rpm_cli.reproduction import prior_names
 from tests.helpers import TINY, run_rpm
@@ -44,10 +43,11 @@ def test_a_prior_added_outside_the_repo_trains_through_the_cli(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "error: prior.lengthscale must be a finite number > 0 (got -3)"
 
 
-@pytest.mark.parametrize("prior", prior_names())
-def test_every_prior_trains_and_evaluates_from_the_cli(tmp_path, prior):
-    run = tmp_path / "run"
-    run_rpm(["train", f"prior={prior}", *TINY, "trainer.epochs=1", f"hydra.run.dir={run}"], tmp_path, check=True)
-    run_rpm(["evaluate", f"run_dir={run}"], tmp_path, check=True)
-    result = json.loads((run / "evaluation.json").read_text())
-    assert result["final_train"]["loss"] < 10 and 0 <= result["test"]["retrieval_top1"] <= 1
+def test_every_prior_trains_and_evaluates_from_the_cli(tmp_path):
+    """One sweep over every prior in configs/prior/ (one process: the priors, not the start-up, are tested)."""
+    sweep = tmp_path / "sweep"
+    run_rpm(["train", "-m", f"prior={','.join(prior_names())}", *TINY, "trainer.epochs=1", "evaluate=true",
+             f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${prior.name}"], tmp_path, check=True)
+    for prior in prior_names():
+        result = json.loads((sweep / prior / "evaluation.json").read_text())
+        assert result["final_train"]["loss"] < 10 and 0 <= result["test"]["retrieval_top1"] <= 1, prior

@@ -6,6 +6,7 @@ import json
 from PIL import Image
 
 import pytest
+import torch
 
 from tests.helpers import TINY, run_rpm
 
@@ -81,6 +82,7 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     assert tuning_section(tmp_path / "clone") == tuning_section(tmp_path / "root")
 
 
+@pytest.mark.slow  # an optional plugin; the study's sweeps run on the basic launcher
 def test_joblib_launcher(tmp_path):
     _needs("hydra_joblib_launcher")
     sweep = _sweep(tmp_path, "hydra/launcher=rpm_joblib")
@@ -88,6 +90,7 @@ def test_joblib_launcher(tmp_path):
     _check_summary(sweep, tmp_path, 4)
 
 
+@pytest.mark.slow  # an optional plugin, for clusters
 def test_submitit_local_launcher(tmp_path):
     _needs("hydra_submitit_launcher")
     sweep = _sweep(tmp_path, "hydra/launcher=rpm_local")
@@ -127,3 +130,33 @@ def test_sweep_value_is_configurable():
     assert sweep_value("readout_l2_px", metrics) == 1.0
     with pytest.raises(UserError, match="needs evaluate=true"):
         sweep_value("slot_l2_px", {"loss": 2.5})
+
+
+def test_seeds_trained_together_in_one_sweep_equal_each_seed_run_alone(tmp_path):
+    """`rpm train -m seed=...` trains K seeds one after another in one process (the way a study saves the
+    start-up, imports and videos K times over): each seed's weights and metrics equal its run alone, bit for
+    bit (tolerance 0: the same code on the same machine)."""
+    from rpm_cli.layout import CHECKPOINT
+    from rpm_cli.runs import load_checkpoint, read_metrics
+
+    sweep = tmp_path / "together"
+    run_rpm(["train", "-m", *TINY, "seed=21,22", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=seed-${seed}"],
+            tmp_path, check=True)
+    for seed in (22,):  # the second job: whatever the first left behind in the process would show here
+        alone = tmp_path / f"alone-{seed}"
+        run_rpm(["train", *TINY, f"seed={seed}", f"hydra.run.dir={alone}"], tmp_path, check=True)
+        together = sweep / f"seed-{seed}"
+        ours, theirs = load_checkpoint(together / CHECKPOINT)["model"], load_checkpoint(alone / CHECKPOINT)["model"]
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), seed
+        drop_time = [{k: v for k, v in m.items() if k not in ("seconds", "frames_per_s")} for m in read_metrics(together)]
+        assert drop_time == [{k: v for k, v in m.items() if k not in ("seconds", "frames_per_s")}
+                             for m in read_metrics(alone)]
+
+
+def test_a_run_that_diverges_does_not_stop_the_rest_of_its_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_rpm(["train", "-m", *TINY, "experiment=paper", "prior=linear", "prior.init_std=1e20,0.1",
+                    "evaluate=true", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert proc.returncode == 0 and "error: loss is nan" in proc.stderr
+    finished = [p.parent for p in sweep.rglob("evaluation.json")]
+    assert len(finished) == 1 and "init_std-0.1" in finished[0].name

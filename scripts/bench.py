@@ -8,12 +8,19 @@ process start, and that setting is part of what is measured):
   default allocator;
 * plain eager + rpm allocator: the same step with the allocator settings `rpm` runs under;
 * rpm: the project's real training step (rpm_cli.models.model.Model) as `rpm train` runs it, which computes
-  only near the balls (rpm_cli/models/sparse.py); and the same step through the encoder's dense pass;
-* video generation (simulate + render, no cache), `rpm evaluate` on a full-size run, and the peak RSS
-  of one full-size training epoch.
+  only near the balls, from crops found once per video (rpm_cli/models/sparse.py); and the same step through
+  the encoder's dense pass;
+* the anchor: the plain eager step on a tensor packed with only the active area (the pixels of the batch's
+  active tiles, as one square per frame): what the same dense kernels cost on just the pixels that matter;
+* video generation (simulate + render, no cache), `rpm evaluate` on a full-size run (scores only, and the
+  pictures a single run adds), and the peak RSS of one full-size training epoch;
+* a default run end to end (`rpm train evaluate=true` at paper size, the default recipe) and its breakdown;
+* runs per hour: JOBS lanes side by side (as `make reproduce` runs, one thread each), each a `rpm train -m`
+  sweep of RUNS_PER_LANE seeds, every phase included (start-up, videos, training, evaluation).
 
-Prints a table and ends with `background_skipping_speedup=<ratio>` (rpm vs its dense pass) and
-`train_speedup_vs_eager=<ratio>` (rpm vs plain eager).
+Prints a table and ends with `background_skipping_speedup=<ratio>` (rpm vs its dense pass),
+`step_vs_anchor=<ratio>` (rpm's step time over the anchor's), `train_speedup_vs_eager=<ratio>` (rpm vs plain
+eager) and `runs_per_hour=<n>`.
 """
 import argparse
 import json
@@ -34,6 +41,8 @@ from rpm_cli import allocator  # noqa: E402
 from tests.eager_reference import PlainEagerStep  # noqa: E402  (the reference the equivalence test checks)
 
 BATCH_PAIRS, REPEATS, WARMUP = 30, 7, 2
+JOBS, RUNS_PER_LANE = 2, 2
+BENCH_SEEDS = (900, 901, 902, 903, 904)  # timing only: no result of these seeds is reported or selected on
 PAPER = ["experiment=paper", "data.n_frames=900", "data.image_size=256", "trainer.batch_size=30", "trainer.progress=false"]
 
 
@@ -80,21 +89,36 @@ def child(kind: str) -> dict:
         step = PlainEagerStep()
         frames = torch.from_numpy(video.frames).float() / 255  # the whole video as float32, as one would
         seconds = median_seconds(lambda: step.step(frames[index]))
+    elif kind == "anchor":
+        from rpm_cli.models import sparse
+
+        active = int(sparse.active_tiles(torch.from_numpy(video.frames)[index]).sum()) * sparse.TILE ** 2
+        side = round((active / len(index)) ** 0.5)
+        step = PlainEagerStep()
+        packed = torch.rand(len(index), 3, side, side, generator=torch.Generator().manual_seed(0))
+        return {"seconds": median_seconds(lambda: step.step(packed)), "side": side,
+                "fraction": active / (len(index) * 256 * 256)}
     elif kind in ("rpm", "rpm-dense"):
+        from rpm_cli.models.build import batch_source
         from rpm_cli.models.model import Model
         from rpm_cli.train import make_optimizer
 
-        model = Model(paper_cfg(f"encoder.skip_background={str(kind == 'rpm').lower()}"))
+        step_cfg = paper_cfg(f"encoder.skip_background={str(kind == 'rpm').lower()}")
+        model = Model(step_cfg)
         optimizer = make_optimizer(model.parameters(), cfg.trainer)
         frames, centres = torch.from_numpy(video.frames), torch.from_numpy(video.centres)
+        start = time.perf_counter()
+        batch = batch_source(step_cfg, frames)  # as rpm train does, once per video
+        prepare = time.perf_counter() - start
 
         def step():
-            loss = model.loss(frames[index], centres[index])
+            loss = model.loss(batch(index), centres[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
         seconds = median_seconds(step)
+        return {"seconds": seconds, "frames_per_s": 2 * BATCH_PAIRS / seconds, "prepare_seconds": prepare}
     elif kind == "epoch":  # one real full-size epoch through train(): time and peak memory
         from rpm_cli.train import train
 
@@ -105,13 +129,59 @@ def child(kind: str) -> dict:
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     elif kind.startswith("evaluate:"):
         from rpm_cli.evaluate import evaluate_run
+        from rpm_cli.figures.run import run_pictures
+        from rpm_cli.runs import load_run
 
+        run_dir = kind.split(":", 1)[1]
+        load_run(run_dir)  # imports and the checkpoint read once, outside the timings
         start = time.perf_counter()
-        evaluate_run(kind.split(":", 1)[1], force=True)
-        return {"seconds": time.perf_counter() - start}
+        run = load_run(run_dir)
+        evaluate_run(run_dir, force=True, run=run)
+        scores = time.perf_counter() - start
+        run_pictures(run)
+        return {"seconds": scores, "pictures_seconds": time.perf_counter() - start - scores}
     else:
         raise SystemExit(f"unknown child {kind}")
     return {"seconds": seconds, "frames_per_s": 2 * BATCH_PAIRS / seconds}
+
+
+def rpm_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rpm_cli", *args]
+
+
+def default_run(out: Path, cache: Path) -> dict:
+    """One default run at paper size through the CLI, as a user starts it: wall time and the phases its
+    files record (each start's and epoch's seconds)."""
+    run_dir = out / "single"
+    start = time.perf_counter()
+    subprocess.run(rpm_command("train", f"seed={BENCH_SEEDS[0]}", "evaluate=true", "trainer.progress=false",
+                               f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}"),
+                   check=True, capture_output=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    starts = json.loads((run_dir / "starts.json").read_text())["starts"]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    restarts = sum(s["seconds"] for s in starts)
+    continued = sum(m["seconds"] for m in epochs[len(starts[0]["losses"]):])
+    return {"wall": wall, "restarts": restarts, "n_starts": len(starts), "continued": continued,
+            "n_continued": len(epochs) - len(starts[0]["losses"])}
+
+
+def runs_per_hour(out: Path, cache: Path) -> dict:
+    """JOBS lanes at once, each one `rpm train -m` sweep of RUNS_PER_LANE seeds with evaluation (one thread
+    each), from a cold video cache: every phase of a study as `make reproduce` runs it."""
+    seeds = BENCH_SEEDS[1:1 + JOBS * RUNS_PER_LANE]
+    lanes = [",".join(map(str, seeds[i::JOBS])) for i in range(JOBS)]
+    start = time.perf_counter()
+    procs = [subprocess.Popen(rpm_command("train", "-m", f"seed={lane}", "evaluate=true", "trainer.threads=1",
+                                          "trainer.progress=false", f"data.cache_dir={cache}",
+                                          f"hydra.sweep.dir={out / f'lane-{i}'}", "hydra.sweep.subdir=seed-${seed}"),
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for i, lane in enumerate(lanes)]
+    for proc in procs:
+        if proc.wait():
+            raise SystemExit(f"a lane failed:\n{proc.stderr.read()}")
+    wall = time.perf_counter() - start
+    return {"wall": wall, "runs": len(seeds), "runs_per_hour": len(seeds) * 3600 / wall}
 
 
 def run_child(kind: str, fast_allocator: bool) -> dict:
@@ -135,27 +205,45 @@ def main() -> None:
     video = run_child("video", fast_allocator=True)
     plain = run_child("plain", fast_allocator=False)
     plain_fast = run_child("plain", fast_allocator=True)
+    anchor = run_child("anchor", fast_allocator=True)
     rpm = run_child("rpm", fast_allocator=True)
     rpm_dense = run_child("rpm-dense", fast_allocator=True)
     epoch = run_child("epoch", fast_allocator=True)
     evaluate = run_child(f"evaluate:{epoch['run_dir']}", fast_allocator=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        single = default_run(Path(tmp), Path(tmp) / "cache")
+        lanes = runs_per_hour(Path(tmp), Path(tmp) / "cache-lanes")
     steps_per_run = 30 * (899 // BATCH_PAIRS)
+    phases = single["restarts"] + single["continued"] + evaluate["seconds"] + evaluate["pictures_seconds"]
+    ms = "ms/step"
     rows = [
-        ("plain eager step (default allocator)", f"{plain['frames_per_s']:.0f} frames/s", f"{plain['seconds'] * 1e3:.0f} ms/step"),
-        ("plain eager step (rpm allocator)", f"{plain_fast['frames_per_s']:.0f} frames/s", f"{plain_fast['seconds'] * 1e3:.0f} ms/step"),
-        ("rpm training step, dense pass", f"{rpm_dense['frames_per_s']:.0f} frames/s", f"{rpm_dense['seconds'] * 1e3:.0f} ms/step"),
-        ("rpm training step", f"{rpm['frames_per_s']:.0f} frames/s", f"{rpm['seconds'] * 1e3:.0f} ms/step"),
+        ("plain eager step (default allocator)", f"{plain['frames_per_s']:.0f} frames/s", f"{plain['seconds'] * 1e3:.0f} {ms}"),
+        ("plain eager step (rpm allocator)", f"{plain_fast['frames_per_s']:.0f} frames/s", f"{plain_fast['seconds'] * 1e3:.0f} {ms}"),
+        ("anchor: plain eager on the active area only", f"{anchor['seconds'] * 1e3:.0f} {ms}",
+         f"60 x 3 x {anchor['side']}² ({anchor['fraction']:.1%} of the pixels), rpm allocator"),
+        ("rpm training step, dense pass", f"{rpm_dense['frames_per_s']:.0f} frames/s", f"{rpm_dense['seconds'] * 1e3:.0f} {ms}"),
+        ("rpm training step", f"{rpm['frames_per_s']:.0f} frames/s", f"{rpm['seconds'] * 1e3:.0f} {ms}"),
+        ("crops of a 900-frame video (once per run)", f"{rpm['prepare_seconds']:.2f} s", ""),
         ("30-epoch run at rpm step speed", f"{steps_per_run * rpm['seconds'] / 60:.1f} min", f"{steps_per_run} steps"),
         ("one full epoch via train()", f"{epoch['seconds']:.1f} s", "incl. video load"),
         ("video generation (900 x 256²)", f"{video['seconds']:.2f} s", "simulate + render"),
-        ("rpm evaluate, full-size run", f"{evaluate['seconds']:.1f} s", "2 encoders, 3 videos, pictures"),
+        ("rpm evaluate, full-size run: scores", f"{evaluate['seconds']:.1f} s", "2 encoders, 3 videos"),
+        ("rpm evaluate, full-size run: pictures", f"{evaluate['pictures_seconds']:.1f} s", "single runs only"),
         ("peak RSS, full-size training", f"{epoch['peak_rss_mib']:.0f} MiB", ""),
+        ("default run, `rpm train evaluate=true`", f"{single['wall']:.1f} s", "wall, 2 threads, cold video cache"),
+        (f"  {single['n_starts']} starts x 2 epochs", f"{single['restarts']:.1f} s", ""),
+        (f"  {single['n_continued']} epochs continuing the best", f"{single['continued']:.1f} s", ""),
+        ("  evaluation + pictures (measured above)", f"{evaluate['seconds'] + evaluate['pictures_seconds']:.1f} s", ""),
+        ("  start-up, imports, videos, checkpoints", f"{single['wall'] - phases:.1f} s", "the rest of the wall time"),
+        (f"{JOBS} lanes x {RUNS_PER_LANE} runs (`rpm train -m`)", f"{lanes['wall']:.0f} s", "1 thread each, every phase"),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>14}  {note}")
     print(f"background_skipping_speedup={rpm['frames_per_s'] / rpm_dense['frames_per_s']:.2f}")
+    print(f"step_vs_anchor={rpm['seconds'] / anchor['seconds']:.2f}")
     print(f"train_speedup_vs_eager={rpm['frames_per_s'] / plain['frames_per_s']:.2f}")
+    print(f"runs_per_hour={lanes['runs_per_hour']:.0f}")
 
 
 if __name__ == "__main__":

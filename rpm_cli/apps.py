@@ -113,8 +113,12 @@ def sweep_value(metric: str, metrics: dict) -> float:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def evaluate_main(cfg: DictConfig) -> None:
     with reported(debug=cfg.get("debug")):
-        from rpm_cli.evaluate import evaluate
+        from rpm_cli.config import EVALUATE_DOMAINS, validate_keys
+        from rpm_cli.layout import resolve_run_dir, runs_in_sweep
 
+        validate_keys(cfg, EVALUATE_DOMAINS)  # a bad value or a missing run fails before torch loads
+        runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else resolve_run_dir(cfg.run_dir)
+        from rpm_cli.evaluate import evaluate
         from rpm_cli.figures.run import run_pictures
 
         evaluate(cfg, then=run_pictures if cfg.pictures else None)

@@ -20,9 +20,9 @@ from rpm_cli.models.build import build_encoder
 from rpm_cli.models.inference import calibrate_batchnorm, encode
 from rpm_cli.objectives import info_nce_estimate_full, negatives
 from rpm_cli.readout import chance_metrics, readout_metrics
-from rpm_cli.layout import CHECKPOINT, EVALUATION, EVALUATION_FORMAT
+from rpm_cli.layout import CHECKPOINT, EVALUATION, EVALUATION_FORMAT, resolve_run_dir, runs_in_sweep
 from rpm_cli.records import is_evaluated
-from rpm_cli.runs import Run, load_checkpoint, load_run, resolve_run_dir, runs_in_sweep
+from rpm_cli.runs import Run, load_checkpoint, load_run
 
 ROLES = ("val", "test")
 

@@ -5,6 +5,8 @@ can use it without paying for imports.
 """
 from pathlib import Path
 
+from rpm_cli.errors import UserError
+
 CHECKPOINT = "checkpoint.pt"  # weights, prior, optimizer and RNG states, resolved config, epoch
 METRICS = "metrics.jsonl"  # one line per epoch
 STARTS = "starts.json"  # with trainer.restarts > 1: every start's losses and which one was continued
@@ -27,3 +29,32 @@ LATEST = TRAIN_ROOT / "latest"  # links the newest single run
 # only ones `resume=` accepts besides trainer.epochs.
 RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "max_memory_gb", "logger", "data.cache_dir",
                 "trainer.progress", "trainer.threads", "trainer.device")
+
+
+def resolve_run_dir(run_dir) -> Path:
+    """`run_dir` as given, or the latest single train run; must exist and hold a checkpoint."""
+    if run_dir in (None, "", "latest"):
+        if not LATEST.exists():
+            raise UserError(f"run_dir not given and no latest run at {LATEST}: run `rpm train` first")
+        path = LATEST.resolve()
+    else:
+        path = Path(run_dir)
+    if not path.is_dir():
+        raise UserError(f"run_dir {path} does not exist or is not a directory")
+    if not (path / CHECKPOINT).is_file():
+        raise UserError(f"run_dir {path} has no {CHECKPOINT}: was the run trained?")
+    return path
+
+
+def runs_in_sweep(sweep_dir) -> list[Path]:
+    """Run dirs (those holding a checkpoint) below a multirun dir, in a stable order."""
+    sweep = Path(sweep_dir)
+    if not sweep.is_dir():
+        raise UserError(f"sweep_dir {sweep} does not exist or is not a directory")
+    try:
+        runs = sorted(p.parent for p in sweep.rglob(CHECKPOINT))
+    except OSError as exc:  # a dir that vanished while it was read (/proc), or one that cannot be read
+        raise UserError(f"cannot read sweep_dir {sweep}: {exc.strerror or exc} ({exc.filename})") from None
+    if not runs:
+        raise UserError(f"sweep_dir {sweep} holds no trained runs (no {CHECKPOINT} below it)")
+    return runs

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from rpm_cli.atomic import atomic_path
 from rpm_cli.data.balls import load_video
 from rpm_cli.errors import RunDirBusy, UserError
-from rpm_cli.layout import CHECKPOINT, LATEST, LOCK, METRICS, STARTS
+from rpm_cli.layout import CHECKPOINT, LOCK, METRICS, STARTS, resolve_run_dir
 from rpm_cli.models.inference import encode
 from rpm_cli.models.model import Model
 
@@ -88,35 +88,6 @@ def upgrade_state(state: dict) -> dict:
         state["model"] = {("prior." + k[len("critic."):] if k.startswith("critic.") else k): v
                           for k, v in state["model"].items()}
     return state
-
-
-def resolve_run_dir(run_dir) -> Path:
-    """`run_dir` as given, or the latest single train run; must exist and hold a checkpoint."""
-    if run_dir in (None, "", "latest"):
-        if not LATEST.exists():
-            raise UserError(f"run_dir not given and no latest run at {LATEST}: run `rpm train` first")
-        path = LATEST.resolve()
-    else:
-        path = Path(run_dir)
-    if not path.is_dir():
-        raise UserError(f"run_dir {path} does not exist or is not a directory")
-    if not (path / CHECKPOINT).is_file():
-        raise UserError(f"run_dir {path} has no {CHECKPOINT}: was the run trained?")
-    return path
-
-
-def runs_in_sweep(sweep_dir) -> list[Path]:
-    """Run dirs (those holding a checkpoint) below a multirun dir, in a stable order."""
-    sweep = Path(sweep_dir)
-    if not sweep.is_dir():
-        raise UserError(f"sweep_dir {sweep} does not exist or is not a directory")
-    try:
-        runs = sorted(p.parent for p in sweep.rglob(CHECKPOINT))
-    except OSError as exc:  # a dir that vanished while it was read (/proc), or one that cannot be read
-        raise UserError(f"cannot read sweep_dir {sweep}: {exc.strerror or exc} ({exc.filename})") from None
-    if not runs:
-        raise UserError(f"sweep_dir {sweep} holds no trained runs (no {CHECKPOINT} below it)")
-    return runs
 
 
 def upgrade_config(config: dict) -> dict:

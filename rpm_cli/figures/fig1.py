@@ -19,7 +19,8 @@ from rpm_cli.readout import joint_predictions
 from rpm_cli.layout import EVALUATION
 from rpm_cli.records import run_record
 from rpm_cli.reproduction import FIG1_METHODS, find_reproduction_runs
-from rpm_cli.runs import Run, load_run, resolve_run_dir
+from rpm_cli.layout import resolve_run_dir
+from rpm_cli.runs import Run, load_run
 TRAIL = 12  # frames of trajectory drawn in panel B
 
 

@@ -12,7 +12,8 @@ from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import figure1, find_runs
 from rpm_cli.figures.run import run_pictures
 from rpm_cli.figures.sweep import summarise_sweep
-from rpm_cli.runs import load_run, runs_in_sweep
+from rpm_cli.layout import runs_in_sweep
+from rpm_cli.runs import load_run
 
 
 def figures(cfg: DictConfig, out_dir: Path) -> list[Path]:

@@ -18,7 +18,8 @@ from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
 from rpm_cli.plotting import plt, save_figure
 from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
 from rpm_cli.records import run_record
-from rpm_cli.runs import load_checkpoint, load_run, runs_in_sweep
+from rpm_cli.layout import runs_in_sweep
+from rpm_cli.runs import load_checkpoint, load_run
 
 METRICS = ("readout_l2_px", "slot_l2_px")
 SUMMARY_CSV = "sweep_summary.csv"  # the one file of a sweep that is committed (its run dirs stay local)

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from rpm_cli.errors import UserError, reported
-from rpm_cli.report.reproduction import write_report
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -26,6 +25,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reused", type=int, default=0, help="runs an earlier invocation had already finished")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     with reported():
+        from rpm_cli.report.reproduction import write_report  # torch and matplotlib: after the command line
+
         try:
             report = write_report(args.root, args.wall_seconds, args.jobs, args.figure_seconds, args.reused)
         except OSError as exc:  # a dir that vanished while it was read (/proc), or one that cannot be read

@@ -14,8 +14,10 @@ from rpm_cli.atomic import write_text
 from rpm_cli.layout import METRICS_BOOKKEEPING
 from rpm_cli.errors import UserError
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import FIG1_METHODS, PRESETS, TUNED_SHIFT, TUNING_SEEDS, method_override
+from rpm_cli.reproduction import (FIG1_METHODS, PRESETS, PROTOCOL, REPORTING_SEEDS, TUNED_SHIFT, TUNING_SEEDS,
+                                  method_override)
 from rpm_cli.report.ablations import ablation_sections
+from rpm_cli.report.confidence import study_section
 from rpm_cli.report.records import METRICS, collect, fmt, stat, sweeps_under, test_scores
 from rpm_cli.report.verdicts import FAIL_FRACTION, JOINT_FACTOR, SLOT_TARGET_PX, prior_verdicts, selected, verdicts
 
@@ -150,6 +152,17 @@ def theory_summary(root: Path) -> str:
             + ". Each claim in the paper's words with its numbers: [theory/THEORY.md](theory/THEORY.md).")
 
 
+def registered_arms(found: dict) -> dict:
+    """{preset: {method: runs}} of the registered study: its arms, and only runs on reporting seeds (a run on
+    any other seed never enters the study's numbers)."""
+    arms = {}
+    for preset, methods in found.items():
+        chosen = {m: [r for r in methods[m] if r["seed"] in REPORTING_SEEDS] for m in PROTOCOL.arms if m in methods}
+        if chosen := {m: runs for m, runs in chosen.items() if runs}:
+            arms[preset] = chosen
+    return arms
+
+
 def write_report(root, wall_seconds: float | None = None, jobs: int | None = None,
                  figure_seconds: float | None = None, reused: int = 0) -> Path:
     root = Path(root)
@@ -179,6 +192,8 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         f"{platform.machine()}, torch threads per run {sorted(threads)}, {jobs or '?'} runs in parallel. Wall time: {wall}; training took "
         f"{np.mean([r['train_seconds'] for r in runs]):.0f} s per run on average ({len(runs)} runs).",
         "## Protocol\n\n" + protocol(found),
+        *(f"## The registered study: {preset} recipe, success rates with intervals, tests against the Gaussian"
+          f"\n\n" + study_section(arms, preset) for preset, arms in registered_arms(found).items()),
         "## Results (test video, mean ± std over the reporting seeds)\n\nReadout fitted on the training video, "
         "scored on the test video. *Joint*: one affine map from all latents to all coordinates (the paper's "
         "Fig. 1C). *Slot*: each map's (x, y) fitted to one ball, maps matched to balls by least error: low only "

@@ -14,8 +14,8 @@ def _channel(v: torch.Tensor) -> torch.Tensor:
 
 
 class BatchNormReLU(torch.autograd.Function):
-    """relu(batchnorm(y)) where the batch is y at `own` (1 or 0, (R, 1, h, w)) plus zeros up to `count`
-    pixels per channel; 0 where `outside` (True, (R, 1, h, w)).
+    """relu(batchnorm(y)) where the batch is y at `own` (1 or 0, (n, 1, h, w)) plus zeros up to `count`
+    pixels per channel; 0 where `outside` (True, (n, 1, h, w)).
 
     Returns (a, shift, mean, var): the activations, the per-channel shift (a = relu(y * scale + shift), so a
     zero pixel's value is relu(shift)), and the batch mean and (biased) variance for the running statistics.

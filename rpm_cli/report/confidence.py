@@ -61,35 +61,59 @@ def arm_row(method: str, runs: list[dict]) -> str:
             f"| {catastrophic} | {precision} |")
 
 
-def _verdict_words(family: str, n: int, p_adjusted: float, better: bool) -> str:
+def _verdict_words(n: int, p_adjusted: float, better: bool, what: str, than: str) -> str:
     if math.isnan(p_adjusted):
         return "no test (an arm has no successful seed)"
     if p_adjusted > PROTOCOL.alpha:
         return f"no difference detectable at n = {n}"
-    if family == "success":
-        return f"tracks every ball {'more' if better else 'less'} often than the Gaussian"
-    return f"{'more' if better else 'less'} precise than the Gaussian when both track"
+    return f"{what.format('more' if better else 'less')} than {than}"
 
 
-def comparisons(arms: dict[str, list[dict]]) -> list[str]:
-    """Each prior against the Gaussian, one row per prior, both families Holm-corrected."""
+TRACKS = "tracks every ball {} often"
+PRECISE = "{} precise when both track"
+
+
+def registered_comparisons(arms: dict[str, dict[str, list[dict]]]) -> list[dict]:
+    """The comparisons configs/protocol.yaml registers that these runs allow: (label, the two arms' runs, the
+    reference's words), success and precision p-values, Holm-adjusted over each whole family."""
     threshold = PROTOCOL.primary_endpoint.threshold_px
-    gaussian = arms["gaussian"]
-    others = [m for m in arms if m not in ("gaussian", "supervised")]
-    success = [success_p(arms[m], gaussian, threshold) for m in others]
-    precision = [stats.mann_whitney(_precision(arms[m], threshold), _precision(gaussian, threshold)) for m in others]
-    success_adj, precision_adj = stats.holm(success), stats.holm(precision)
-    lines = ["| prior | every ball tracked: p (exact McNemar) | Holm | verdict | thresholds it holds at (px) "
+    rows = []
+    study = arms.get(PROTOCOL.preset, {})
+    if "gaussian" in study:
+        rows += [{"label": f"{m} against the Gaussian", "a": study[m], "b": study["gaussian"],
+                  "than": "the Gaussian", "precision": True}
+                 for m in study if m not in ("gaussian", "supervised")]
+    paper = arms.get(PROTOCOL.appendix_d.preset, {})
+    for spec in PROTOCOL.comparisons:
+        if spec.kind == "tuned_vs_paper":
+            rows += [{"label": f"{m}: {PROTOCOL.preset} recipe against Appendix D", "a": study[m], "b": paper[m],
+                      "than": "Appendix D", "precision": False} for m in spec.arms if m in study and m in paper]
+    for row in rows:
+        row["success_p"] = success_p(row["a"], row["b"], threshold)
+        row["precision_p"] = (stats.mann_whitney(_precision(row["a"], threshold), _precision(row["b"], threshold))
+                              if row["precision"] else math.nan)
+    for family in ("success_p", "precision_p"):
+        for row, adjusted in zip(rows, stats.holm([row[family] for row in rows])):
+            row[family + "_holm"] = adjusted
+    return rows
+
+
+def comparisons(arms: dict[str, dict[str, list[dict]]]) -> list[str]:
+    """The registered comparisons as a table: tests, Holm-adjusted p-values and the words they allow."""
+    threshold = PROTOCOL.primary_endpoint.threshold_px
+    lines = ["| comparison | every ball tracked: p (exact McNemar) | Holm | verdict | thresholds it holds at (px) "
              "| slot L2 when tracked: p (Mann–Whitney) | Holm | verdict |", "|---" * 8 + "|"]
-    rate = {m: sum(_successes(arms[m], threshold).values()) / len(arms[m]) for m in arms}
-    for i, method in enumerate(others):
-        n = min(len(arms[method]), len(gaussian))
-        words = _verdict_words("success", n, success_adj[i], rate[method] > rate["gaussian"])
-        reach = _reach(arms[method], gaussian, words)
-        median = {m: stats.bootstrap_median(_precision(arms[m], threshold))[0] for m in (method, "gaussian")}
-        precise_words = _verdict_words("precision", n, precision_adj[i], median[method] < median["gaussian"])
-        lines.append(f"| {method} | {success[i]:.3g} | {success_adj[i]:.3g} | {words} | {reach} "
-                     f"| {_p(precision[i])} | {_p(precision_adj[i])} | {precise_words} |")
+    for row in registered_comparisons(arms):
+        a, b = row["a"], row["b"]
+        n = len({r["seed"] for r in a} & {r["seed"] for r in b})
+        rate = {id(runs): sum(_successes(runs, threshold).values()) / len(runs) for runs in (a, b)}
+        words = _verdict_words(n, row["success_p_holm"], rate[id(a)] > rate[id(b)], TRACKS, row["than"])
+        median = {id(runs): stats.bootstrap_median(_precision(runs, threshold))[0] for runs in (a, b)}
+        precise = (_verdict_words(n, row["precision_p_holm"], median[id(a)] < median[id(b)], PRECISE, row["than"])
+                   if row["precision"] else "—")
+        lines.append(f"| {row['label']} | {row['success_p']:.3g} | {row['success_p_holm']:.3g} | {words} "
+                     f"| {_reach(a, b, words)} | {_p(row['precision_p'])} | {_p(row['precision_p_holm'])} "
+                     f"| {precise} |")
     return lines
 
 
@@ -97,20 +121,23 @@ def _p(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.3g}"
 
 
-def _reach(runs, gaussian, words: str) -> str:
+def _reach(runs, reference, words: str) -> str:
     """The span of thresholds over which the unadjusted success test keeps the verdict's side of alpha."""
     significant = not words.startswith(("no difference", "no test"))
 
     def holds(threshold):
-        return (success_p(runs, gaussian, threshold) <= PROTOCOL.alpha) == significant
+        return (success_p(runs, reference, threshold) <= PROTOCOL.alpha) == significant
 
     span = stats.threshold_range(holds, THRESHOLDS_PX, PROTOCOL.primary_endpoint.threshold_px)
     return "—" if span is None else f"{span[0]:g}–{span[1]:g}"
 
 
-def study_section(arms: dict[str, list[dict]], preset: str) -> str:
-    """The section for one preset's runs ({method: [run records with seed]})."""
-    n_min = min(len(runs) for runs in arms.values())
+def study_section(arms: dict[str, dict[str, list[dict]]]) -> str:
+    """The section: {preset: {method: [run records with seed]}} of the registered study's runs."""
+    registered_n = {PROTOCOL.preset: PROTOCOL.n_seeds, PROTOCOL.appendix_d.preset: PROTOCOL.appendix_d.n_seeds}
+    short = {p: min(len(runs) for runs in methods.values()) for p, methods in arms.items()
+             if min(len(runs) for runs in methods.values()) < registered_n.get(p, PROTOCOL.n_seeds)}
+    n_min = min(len(runs) for runs in arms.get(PROTOCOL.preset, next(iter(arms.values()))).values())
     threshold = PROTOCOL.primary_endpoint.threshold_px
     baseline = PROTOCOL.power.baseline_rate
     drop = stats.smallest_detectable_drop(baseline, n_min, PROTOCOL.alpha, PROTOCOL.power.target)
@@ -122,16 +149,19 @@ def study_section(arms: dict[str, list[dict]], preset: str) -> str:
         f"video below {threshold:g} px; a failure is catastrophic when some ball's error reaches "
         f"{PROTOCOL.catastrophic_px:g} px (a map on no ball), marginal otherwise. Intervals are 95 %: Wilson for "
         f"rates, percentile bootstrap for medians. Tests: exact McNemar on the shared seeds (success), "
-        f"Mann–Whitney over the successful seeds (precision), each family Holm-corrected at α = {PROTOCOL.alpha:g}.",
+        f"Mann–Whitney over the successful seeds (precision), each family Holm-corrected at α = {PROTOCOL.alpha:g} "
+        f"over all its registered comparisons that these runs allow.",
         f"**Power.** With n = {n_min} seeds per arm, a drop in success rate from {baseline:.0%} is detected "
         f"with {PROTOCOL.power.target:.0%} power (Fisher, α = {PROTOCOL.alpha:g}, uncorrected) {detectable}."]
-    if n_min < PROTOCOL.n_seeds:
-        head.append(f"**{n_min} seeds per arm, not the registered {PROTOCOL.n_seeds}: the tests below cannot "
-                    f"support a comparison at this n (a quick look); read them as anecdotes.**")
-    table = ["| arm | n | every ball tracked | rate [95 % CI] | marginal failures | catastrophic failures "
-             "| median slot L2 when tracked, px [95 % CI] |", "|---" * 7 + "|"]
-    table += [arm_row(m, runs) for m, runs in arms.items()]
-    body = "\n\n".join(head) + "\n\n" + "\n".join(table)
-    if "gaussian" in arms and len(arms) > 1:
-        body += "\n\nEach prior against the Gaussian (" + preset + " recipe):\n\n" + "\n".join(comparisons(arms))
+    for preset, n in short.items():
+        head.append(f"**{preset}: {n} seeds per arm, not the registered {registered_n.get(preset, PROTOCOL.n_seeds)}: "
+                    f"the tests below cannot support a comparison at this n (a quick look); read them as anecdotes.**")
+    body = "\n\n".join(head)
+    for preset, methods in arms.items():
+        table = [f"| {preset}: arm | n | every ball tracked | rate [95 % CI] | marginal failures "
+                 "| catastrophic failures | median slot L2 when tracked, px [95 % CI] |", "|---" * 7 + "|"]
+        body += "\n\n" + "\n".join(table + [arm_row(m, runs) for m, runs in methods.items()])
+    rows = comparisons(arms)
+    if len(rows) > 2:
+        body += "\n\nThe registered comparisons:\n\n" + "\n".join(rows)
     return body

@@ -52,6 +52,7 @@ def test_a_quick_look_says_it_cannot_support_a_comparison():
     paper = _runs({s: [40.0, 0.5, 0.5] for s in list(SEEDS)[:10]})  # Appendix D's registered 10 seeds
     full = confidence.study_section({"tuned": {"gaussian": GAUSSIAN, "linear": LINEAR}, "paper": {"gaussian": paper}})
     assert "not the registered" not in full and "n = 25 seeds per arm" in full
+    assert "`tuned` (50 runs), `paper` (10 runs)" in full and "100, 101, 102 saw two recipes" in full
 
 
 @pytest.mark.parametrize("worst,tracked", [(4.99, True), (5.0, False)])

@@ -8,7 +8,7 @@ import subprocess
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli import stats
-from rpm_cli.reproduction import PROTOCOL
+from rpm_cli.reproduction import PROTOCOL, REPORTING_SEEDS
 
 THRESHOLDS_PX = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0)  # the grid a verdict's reach is read on (5 registered)
 
@@ -156,6 +156,12 @@ def study_section(arms: dict[str, dict[str, list[dict]]]) -> str:
     for preset, n in short.items():
         head.append(f"**{preset}: {n} seeds per arm, not the registered {registered_n.get(preset, PROTOCOL.n_seeds)}: "
                     f"the tests below cannot support a comparison at this n (a quick look); read them as anecdotes.**")
+    recipes = ", ".join(f"`{p}` ({sum(len(runs) for runs in methods.values())} runs)" for p, methods in arms.items())
+    head.append(f"**Recipes already evaluated on these seeds**: {recipes}, all by `make reproduce` after the "
+                f"registration; no run of any kind had used seeds {min(REPORTING_SEEDS)}–{max(REPORTING_SEEDS)} "
+                f"before it. The earlier reporting seeds {', '.join(map(str, PROTOCOL.seeds.spent))} saw two "
+                "recipes (the last BatchNorm's initial shift at −6 and at −8, the −8 one rejected after it was "
+                "seen there) and are never reported again.")
     body = "\n\n".join(head)
     for preset, methods in arms.items():
         table = [f"| {preset}: arm | n | every ball tracked | rate [95 % CI] | marginal failures "

@@ -24,3 +24,9 @@ def test_no_planned_ablation_uses_a_reporting_seed():
                                             priors=reproduction.prior_names()):
         (value,) = [o.removeprefix("seed=") for o in sweep.overrides.split() if o.startswith("seed=")]
         assert not {int(s) for s in value.split(",")} & set(REPORTING_SEEDS), sweep.name
+
+
+def test_the_registered_threshold_is_the_one_evaluation_counts_tracked_balls_by():
+    from rpm_cli.readout import TRACKED_PX
+
+    assert PROTOCOL.primary_endpoint.threshold_px == TRACKED_PX  # evaluation.json's balls_tracked uses it

@@ -84,7 +84,8 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
     assert str(root / "REPORT.md") in proc.stdout
     for method in ("supervised", "gaussian", "linear"):
         assert f"| {method} | " in text
-    assert "| random-init control |" in text and "| chance control |" in text
+    for method in ("supervised", "gaussian", "linear"):  # controls from each method's own seeds
+        assert f"| {method}: random-init control, same seeds |" in text and f"| {method}: chance, same seeds |" in text
     assert text.count("| tuned | ") == 6  # one row per run
     verdicts = re.findall(r"^- \*\*tuned: (Gaussian|the linear)[^*]*: (reproduced|not reproduced|reproduced in \d+ of \d+ "
                           r"seeds only[^*]*)\.\*\*", text, flags=re.M)

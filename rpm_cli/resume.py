@@ -85,8 +85,11 @@ def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
 def _same_run(cfg: DictConfig, state: dict) -> bool:
     """Whether `cfg` is the checkpoint's config, apart from the keys resume allows."""
 
+    from rpm_cli.runs import upgrade_config
+
+    # Both sides in the layout load_checkpoint gives the stored one (a supervised run's `prior: None`, say).
     stored = OmegaConf.create(state["config"])
-    wanted = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    wanted = OmegaConf.create(upgrade_config(OmegaConf.to_container(cfg, resolve=True)))
     for key in (*ALLOWED, "resume"):
         for tree in (stored, wanted):
             _drop(tree, key)

@@ -75,9 +75,11 @@ def test_a_run_in_the_earlier_checkpoint_layout_resumes_and_extends(finished_run
     assert load_checkpoint(run_dir / CHECKPOINT)["epoch"] == 3
 
 
-def test_a_sweep_started_again_continues_instead_of_failing(tmp_path):
+@pytest.mark.parametrize("objective", ["infonce", "supervised"])  # supervised: its stored config has no prior
+def test_a_sweep_started_again_continues_instead_of_failing(tmp_path, objective):
     sweep = tmp_path / "sweep"
-    args = ["train", "-m", *TINY, "trainer.epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    args = ["train", "-m", *TINY, f"objective={objective}", "trainer.epochs=1", "seed=10,11",
+            f"hydra.sweep.dir={sweep}"]
     run_rpm(args, tmp_path, check=True)
     first = {p: p.stat().st_mtime_ns for p in sweep.rglob("checkpoint.pt")}
     run_rpm(args, tmp_path, check=True)  # finished jobs are reused, not retrained or refused

@@ -84,6 +84,9 @@ def train_main(cfg: DictConfig) -> float:
 
             point_symlink(LATEST, run_dir)
         log.info("finished: %s", run_dir)
+        from rpm_cli.data.build import dataset_class
+
+        run_dataset = dataset_class(cfg.data)
         if cfg.evaluate:
             from rpm_cli.evaluate import evaluate_run
             from rpm_cli.figures.run import run_pictures
@@ -95,18 +98,20 @@ def train_main(cfg: DictConfig) -> float:
                 run_pictures(run)
             else:  # a sweep's jobs draw none: nobody looks at each of them
                 evaluation = evaluate_run(run_dir)
-            metrics.update({k: evaluation["val"][k] for k in ("slot_l2_px", "readout_l2_px")})
-        return sweep_value(cfg.sweep_metric, metrics)
+            metrics.update({k: evaluation["val"][k] for k, _ in run_dataset.table})
+        return sweep_value(cfg.sweep_metric, metrics, run_dataset.sweep_score)
 
 
-def sweep_value(metric: str, metrics: dict) -> float:
-    """What Hydra sweepers minimise: the validation video's slot L2 when evaluation ran (auto), else the final
-    training loss. Never a test-video score."""
+def sweep_value(metric: str, metrics: dict, headline=("slot_l2_px", 1)) -> float:
+    """What Hydra sweepers minimise: the validation split's headline score when evaluation ran (auto: the
+    dataset's, e.g. the balls' slot L2 or clica's MCC, negated as higher is better), else the final training
+    loss. Never a test score."""
+    score, sign = headline
     if metric == "auto":
-        metric = "slot_l2_px" if "slot_l2_px" in metrics else "loss"
+        metric = score if score in metrics else "loss"
     if metric not in metrics:
         raise UserError(f"sweep_metric={metric} needs evaluate=true (only the final loss is known without it)")
-    value = float(metrics[metric])
+    value = float(metrics[metric]) * (sign if metric == score else 1)
     return value if math.isfinite(value) else float("inf")
 
 

@@ -9,54 +9,28 @@ import difflib
 
 from omegaconf import DictConfig, OmegaConf
 
-from rpm_cli.domains import BOOLEAN, SEED, Domain, integer, is_int, is_num, number, one_of, require
+from rpm_cli.domains import BOOLEAN, SEED, Domain, integer, is_int, is_num, now, number, one_of, require
+from rpm_cli.data.base import PRIOR_LENGTHSCALE
 from rpm_cli.errors import UserError
 
-MAX_BALLS = 8  # slot matching is exhaustive over permutations
-MIN_IMAGE_SIZE = 16
-MAX_IMAGE_SIZE = 4096
 MAX_FRAMES = 1_000_000
 MAX_MEMORY_GB = 1_000_000  # a petabyte: a budget above it is a typo, not a machine
+SWEEP_METRICS = ("auto", "loss", "slot_l2_px", "readout_l2_px", "r2", "mcc")
 
 
-def _now(c, key: str, expression=lambda v: v) -> str:
-    """` (value)` of a key a rule depends on, for an error message; nothing for the README (c is None)."""
-    return "" if c is None else f" ({expression(OmegaConf.select(c, key))})"
+def _training_pairs(c) -> int:
+    from rpm_cli.data.build import dataset_class
+
+    return dataset_class(c.data).training_pairs(c.data)
 
 
 DOMAINS: dict[str, Domain] = {
     "seed": SEED,
     "evaluate": BOOLEAN,
-    "sweep_metric": one_of("auto", "slot_l2_px", "readout_l2_px", "loss"),
+    "sweep_metric": one_of(*SWEEP_METRICS),
     "debug": BOOLEAN,
     "max_memory_gb": Domain(lambda c: f"a number of GB > 0 and <= {MAX_MEMORY_GB} or null (null: the memory available)",
                             lambda v, c: v is None or (is_num(v) and 0 < v <= MAX_MEMORY_GB)),
-    "data.image_size": integer(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
-    "data.n_balls": integer(1, MAX_BALLS),
-    "data.n_frames": integer(3, MAX_FRAMES),
-    "data.val_frames": integer(3, MAX_FRAMES),
-    "data.test_frames": integer(3, MAX_FRAMES),
-    "data.ball_diameter": Domain(lambda c: "a number > 0 and < data.image_size" + _now(c, "data.image_size"),
-                                 lambda v, c: is_num(v) and 0 < v < c.data.image_size),
-    "data.step": Domain(lambda c: "a number > 0 and <= data.image_size" + _now(c, "data.image_size")
-                        + " (pixels per frame)", lambda v, c: is_num(v) and 0 < v <= c.data.image_size),
-    "data.heading_noise_deg": number(0, 180),
-    "data.background": one_of("black", "white"),
-    "data.antialias": BOOLEAN,
-    "data.seed": SEED,
-    "data.val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
-                            lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
-    "data.test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
-                                       + _now(c, "data.seed") + ", so the test video is held out",
-                             lambda v, c: SEED.ok(v, c) and v != c.data.seed),
-    "data.cache_dir": Domain(lambda c: "a directory path or null (no cache)",
-                             lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
-    "encoder.name": one_of("com_cnn"),
-    "encoder.hidden_channels": integer(1, 256),
-    "encoder.n_maps": integer(1, MAX_BALLS),
-    "encoder.map_bias_init": number(-50, 50),
-    "encoder.skip_background": BOOLEAN,
-    "encoder.latent_units": one_of("image", "pixels", "signed"),
     "objective.name": one_of("infonce", "supervised"),
     "trainer.optimizer": one_of("sgd", "adam"),
     "trainer.lr": number(0, 10, lo_open=True),
@@ -64,12 +38,12 @@ DOMAINS: dict[str, Domain] = {
     "trainer.epochs": integer(1, 100_000),
     "trainer.restarts": integer(1, 1000, " (1 = a single start)"),
     "trainer.restart_epochs": Domain(
-        lambda c: "an integer from 1 to 100000, and to trainer.epochs - 1" + _now(c, "trainer.epochs", lambda v: v - 1)
+        lambda c: "an integer from 1 to 100000, and to trainer.epochs - 1" + now(c, "trainer.epochs", lambda v: v - 1)
         + " when trainer.restarts > 1",
         lambda v, c: is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
-    "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of pairs, data.n_frames - 1"
-                                 + _now(c, "data.n_frames", lambda v: v - 1),
-                                 lambda v, c: is_int(v) and 2 <= v <= c.data.n_frames - 1),
+    "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of training pairs"
+                                 + ("" if c is None else f" ({_training_pairs(c)})"),
+                                 lambda v, c: is_int(v) and 2 <= v <= _training_pairs(c)),
     "trainer.loss_reduction": one_of("mean", "sum"),
     "trainer.batchnorm_batch": one_of("joint", "separate"),
     "trainer.device": one_of("auto", "cpu", "cuda"),
@@ -77,7 +51,8 @@ DOMAINS: dict[str, Domain] = {
     "trainer.progress": BOOLEAN,
     "logger.name": one_of("jsonl", "tensorboard"),
 }
-# Order matters where a rule reads another key: data sizes before what depends on them.
+# The framework's keys. Each dataset (`data.*`) and encoder (`encoder.*`) states its own keys' domains
+# (rpm_cli/data/, rpm_cli/models/); validate_train checks those too, in the same words.
 
 
 PATH_OR_NULL = Domain(lambda c: "a path or null", lambda v, c: v is None or (isinstance(v, str) and v.strip() != ""))
@@ -100,13 +75,34 @@ def check(cfg: DictConfig, key: str, domains: dict[str, Domain] = DOMAINS) -> No
     require(key, OmegaConf.select(cfg, key, throw_on_missing=False), domains[key], cfg)
 
 
-def validate_data(cfg: DictConfig) -> None:
-    from rpm_cli.data.balls import check_feasible
+def check_plugin_section(cfg: DictConfig, section: str, cls, common=()) -> None:
+    """A plug-in section (data, encoder): no key its class does not take, each key in its domain."""
+    known = {"_target_", "name", *common, *cls.keys}
+    for key in cfg[section]:
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            raise UserError(f"unknown key {section}.{key}: {cls.__name__} does not read it"
+                            + (f" (did you mean {section}.{close[0]}?)" if close else ""))
 
-    for key in [k for k in DOMAINS if k.startswith("data.")]:
-        check(cfg, key)
-    d = cfg.data
-    check_feasible(d.image_size, d.n_balls, d.ball_diameter, d.step)  # an InfeasibleVideo is a UserError
+
+def validate_data(cfg: DictConfig):
+    """The dataset's keys, each in its domain, then the rules over several (a video that cannot be made)."""
+    from rpm_cli.data.build import dataset_class
+
+    cls = dataset_class(cfg.data)
+    check_plugin_section(cfg, "data", cls, common=("prior_lengthscale",))
+    cls.check(cfg)
+    return cls
+
+
+def validate_encoder(cfg: DictConfig, dataset_cls) -> None:
+    from rpm_cli.models.build import check_reads, encoder_class
+
+    cls = encoder_class(cfg.encoder)
+    check_plugin_section(cfg, "encoder", cls)
+    for key, domain in cls.keys.items():
+        require(f"encoder.{key}", cfg.encoder.get(key), domain, cfg)
+    check_reads(cls, dataset_cls)
 
 
 def check_resolves(cfg: DictConfig) -> None:
@@ -126,9 +122,9 @@ def leaf_keys(node, prefix: str = "", stop=()):
             yield path
 
 
-def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.",)) -> None:
+def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.", "data.", "encoder.")) -> None:
     """A key nothing reads (added with +key=value, say `+trainer.threadsx=1`) is a typo, not a setting.
-    Keys under `free` belong to plug-ins, which check their own (a prior's constructor takes exactly its keys)."""
+    Keys under `free` belong to plug-ins, which check their own (a plug-in's constructor takes exactly its keys)."""
     for key in leaf_keys(cfg, stop=free):
         if key not in known and not key.startswith(free) and key != "hydra":
             close = difflib.get_close_matches(key, list(known), n=1)
@@ -143,14 +139,28 @@ def validate_keys(cfg: DictConfig, domains: dict[str, Domain]) -> None:
         check(cfg, key, domains)
 
 
+def check_pairing(cfg: DictConfig) -> None:
+    """An encoder that cannot read the dataset's observations, said before the keys of one are read against
+    the other (com_cnn's `${data.n_balls}` does not resolve under data=clica)."""
+    from rpm_cli.data.build import dataset_class
+    from rpm_cli.models.build import check_reads, encoder_class
+
+    targets = [OmegaConf.select(cfg, f"{s}._target_", default=None, throw_on_resolution_failure=False)
+               for s in ("data", "encoder")]
+    if all(isinstance(t, str) for t in targets):
+        check_reads(encoder_class({"_target_": targets[1]}), dataset_class({"_target_": targets[0]}))
+
+
 def validate_train(cfg: DictConfig) -> None:
     """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
+    check_pairing(cfg)
     check_resolves(cfg)
     refuse_unknown_keys(cfg, {*DOMAINS, "prior", "resume"})
     for key in ("seed", "evaluate", "sweep_metric", "debug", "max_memory_gb"):
         check(cfg, key)
-    validate_data(cfg)
-    for section in ("encoder.", "objective.", "trainer.", "logger."):
+    dataset_cls = validate_data(cfg)
+    validate_encoder(cfg, dataset_cls)
+    for section in ("objective.", "trainer.", "logger."):
         for key in [k for k in DOMAINS if k.startswith(section) and k != "trainer.batch_size"]:
             check(cfg, key)
     check(cfg, "trainer.batch_size")
@@ -163,10 +173,18 @@ def validate_train(cfg: DictConfig) -> None:
     from rpm_cli.loggers import check_available
 
     check_available(cfg.logger.name)
+    if cfg.sweep_metric not in ("auto", "loss") and cfg.sweep_metric not in dict(dataset_cls.table):
+        raise UserError(f"sweep_metric must be auto, loss or a score data={dataset_cls.name} reports: "
+                        f"{', '.join(dict(dataset_cls.table))} (got {cfg.sweep_metric!r})")
     if not supervised:
+        from rpm_cli.data.build import build_dataset
+        from rpm_cli.models.build import build_encoder
         from rpm_cli.models.priors import build_prior
 
-        build_prior(cfg.prior, dim=2 * cfg.encoder.n_maps, scale=cfg.data.image_size)  # its own checks, one line
+        dataset = build_dataset(cfg.data)
+        encoder = build_encoder(cfg.encoder, dataset)
+        a, _ = encoder.latent_affine(dataset.length_unit)
+        build_prior(cfg.prior, dim=encoder.latent_dim, scale=dataset.length_unit / a)  # its own checks, one line
     if cfg.trainer.device == "cuda":
         import torch
 
@@ -177,9 +195,31 @@ def validate_train(cfg: DictConfig) -> None:
     check_budget(cfg)
 
 
+def plugin_domains(section: str, cls) -> dict[str, Domain]:
+    common = {"prior_lengthscale": PRIOR_LENGTHSCALE} if section == "data" else {}
+    return {f"{section}.{key}": domain for key, domain in {**common, **cls.keys}.items()}
+
+
+def train_domains(cfg: DictConfig) -> dict[str, Domain]:
+    """Every key of this config's `rpm train` with its domain: the framework's, its dataset's and encoder's."""
+    from rpm_cli.data.build import dataset_class
+    from rpm_cli.models.build import encoder_class
+
+    return {**DOMAINS, **plugin_domains("data", dataset_class(cfg.data)),
+            **plugin_domains("encoder", encoder_class(cfg.encoder))}
+
+
 def domain_table() -> str:
-    """The README's list of `rpm train` keys and their domains, made from DOMAINS (tests keep the two equal)."""
+    """The README's list of `rpm train` keys and their domains, made from DOMAINS and each dataset's and
+    encoder's own (tests keep the two equal)."""
+    from rpm_cli.data.build import REGISTRY as DATASETS
+    from rpm_cli.models.build import REGISTRY as ENCODERS
+
     lines = ["| key | allowed values |", "|---|---|"]
     lines += [f"| `{key}` | {domain.describe(None)} |" for key, domain in DOMAINS.items()]
+    for section, registry in (("data", DATASETS), ("encoder", ENCODERS)):
+        for name, cls in registry.items():
+            lines += [f"| `{key}` ({section}={name}) | {domain.describe(None)} |"
+                      for key, domain in plugin_domains(section, cls).items()]
     return "\n".join(lines)
 

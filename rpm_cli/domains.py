@@ -39,6 +39,15 @@ class Domain:
             return False
 
 
+def now(c, key: str, expression=lambda v: v) -> str:
+    """` (value)` of a key a rule depends on, for an error message; nothing for the README (c is None)."""
+    if c is None:
+        return ""
+    from omegaconf import OmegaConf
+
+    return f" ({expression(OmegaConf.select(c, key))})"
+
+
 def require(key: str, value, domain: Domain, cfg=None):
     """value, or a one-line UserError naming the key and its domain."""
     if not domain.admits(value, cfg):

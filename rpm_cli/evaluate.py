@@ -1,9 +1,10 @@
-"""`rpm evaluate`: score a finished run on the validation video and on the test video, each with controls.
+"""`rpm evaluate`: score a finished run on the validation split and on the test split, each with controls.
 
-For each of the two held-out videos: the linear readout fitted on the training video (joint and per-slot L2
-in pixels), the same readout of a random-init encoder and of chance, the finite-N InfoNCE estimate I_N
-(Eq. 6) at the training batch and over all pairs, and next-frame retrieval with P(j|i) ∝ f_θ(z_i, z'_j)
-(Eq. 34). The validation scores are what selection (tuning, sweepers) may read; the test scores are reported.
+For each of the two held-out splits: the dataset's scores (the balls: the linear readouts fitted on the
+training video, joint and per-slot L2 in pixels; clica: linear R² and MCC), the same scores of a random-init
+encoder and at chance, the finite-N InfoNCE estimate I_N (Eq. 6) at the training batch and over all pairs,
+and retrieval of each pair's second observation with P(j|i) ∝ f_θ(z_i, z'_j) (Eq. 34). The validation scores
+are what selection (tuning, sweepers) may read; the test scores are reported.
 """
 import json
 import math
@@ -15,11 +16,12 @@ from omegaconf import DictConfig
 
 from rpm_cli.atomic import write_json
 from rpm_cli.config import EVALUATE_DOMAINS, validate_keys
-from rpm_cli.data.balls import Video
+from rpm_cli.data.balls_dataset import BallsDataset
+from rpm_cli.data.base import Split
+from rpm_cli.data.build import dataset_class
 from rpm_cli.models.build import build_encoder
 from rpm_cli.models.inference import calibrate_batchnorm, encode
 from rpm_cli.objectives import info_nce_estimate_full, negatives
-from rpm_cli.readout import chance_metrics, readout_metrics
 from rpm_cli.layout import CHECKPOINT, EVALUATION, EVALUATION_FORMAT, resolve_run_dir, runs_in_sweep
 from rpm_cli.records import is_evaluated
 from rpm_cli.runs import Run, load_checkpoint, load_run
@@ -27,20 +29,16 @@ from rpm_cli.runs import Run, load_checkpoint, load_run
 ROLES = ("val", "test")
 
 
-def readout_scores(z_train, train: Video, z_held, held: Video) -> dict:
-    return readout_metrics(z_train, train.centres, z_held, held.centres)
-
-
 @torch.no_grad()
-def prior_scores(model, z_held_px: np.ndarray, image_size: int, batch_size: int) -> dict:
-    """I_N and retrieval of the true next frame on a held-out video's consecutive pairs (z in pixels).
+def prior_scores(model, z_held: np.ndarray, held: Split, batch_size: int) -> dict:
+    """I_N and retrieval of each pair's true second observation on a held-out split (z in length units).
 
-    Anchors are frames 0..P-1, candidates their next frames 1..P. Candidate i - 1 is frame i itself (the
-    previous pair's next frame), so a prior that peaks at z' = z ranks the base frame first: retrieval is
-    also reported with that candidate left out.
+    Anchors are the pairs' first observations, candidates their second ones. In a video, candidate i - 1 is
+    frame i itself (the previous pair's next frame), so a prior that peaks at z' = z ranks the anchor's own
+    observation first: retrieval is also reported with such candidates left out.
     """
-    z = torch.from_numpy(z_held_px / image_size)
-    base, nxt = z[:-1], z[1:]
+    z = torch.from_numpy(z_held / model.length_unit)
+    base, nxt = z[held.first], z[held.second]
     dtype = _dtype(model.prior)
     log_f = model.prior_logits(base.to(dtype), nxt.to(dtype)).double()
     pairs = len(base)
@@ -50,7 +48,7 @@ def prior_scores(model, z_held_px: np.ndarray, image_size: int, batch_size: int)
     batch_estimates = [info_nce_estimate_full(log_f[b][:, b]) for b in blocks]
     true = log_f.diagonal()[:, None]
     no_self = log_f.clone()
-    no_self[torch.arange(1, pairs), torch.arange(pairs - 1)] = -math.inf  # candidate j = i - 1 holds frame i
+    no_self[torch.from_numpy(held.second[None, :] == held.first[:, None])] = -math.inf  # the anchor itself
     rank, rank_no_self = _worst_rank(log_f, true), _worst_rank(no_self, true)
     return {
         "infonce_estimate_batch": float(np.mean(batch_estimates)), "negatives_batch": negatives(batch_size),
@@ -72,23 +70,12 @@ def _dtype(module) -> torch.dtype:
     return params[0].dtype if params else torch.float32
 
 
-def motion_lengthscale_px(centres: np.ndarray) -> float:
-    """The θ the simulated motion implies for a Gaussian f_θ on ideal per-ball latents.
-
-    If z holds the ball centres, z' - z stacks each ball's step: E‖z' - z‖² = n_balls · step², spread
-    evenly over 2 · n_balls coordinates, so the per-coordinate spread is step / √2 (22.6 px for 32-px
-    steps), the θ of the Gaussian N(z'; z, θ² I) closest to the true transition. Measured from the video.
-    """
-    steps = np.diff(centres, axis=0)
-    return float(np.sqrt((steps**2).mean()))
-
-
 def random_init_encoder(run: Run, batch_size: int):
     """An untrained encoder with the initial weights of the start the run continued, BatchNorm statistics
-    taken from the training video."""
+    (if it has any) taken from the training split."""
     torch.manual_seed(run.init_seed)
-    encoder = build_encoder(run.cfg)  # the first module a run builds from its seed (models/model.py)
-    calibrate_batchnorm(encoder, run.video("train").frames, batch_size)
+    encoder = build_encoder(run.cfg.encoder, run.dataset)  # the first module a run builds from its seed (model.py)
+    calibrate_batchnorm(encoder, run.split("train").observations, batch_size)
     encoder.eval()
     return encoder
 
@@ -103,36 +90,39 @@ def evaluate_run(run_dir, batch_size: int = 100, force: bool = False, run: Run |
     if not force and is_evaluated(run_dir, state):
         return json.loads(out.read_text())
     run = run if run is not None else load_run(run_dir)
-    size = run.cfg.data.image_size
-    train = run.video("train")
-    z_train = run.latents_px("train")
+    dataset, unit = run.dataset, run.dataset.length_unit
+    train = run.split("train")
+    z_train = run.latents("train")
     random_encoder = random_init_encoder(run, batch_size)
-    z_random_train = encode(random_encoder, train.frames, batch_size) * size
+    z_random_train = encode(random_encoder, train.observations, batch_size) * unit
     result = {"format": EVALUATION_FORMAT, "run_dir": str(run_dir), "epoch": run.state["epoch"],
-              "n_train_frames": train.n_frames, "init_seed": run.init_seed,
+              "n_train_frames": len(train.observations), "init_seed": run.init_seed,
               "random_init_is": "the initial weights of the start this run continued (seed init_seed), "
-                                "BatchNorm statistics from the training video",
+                                "BatchNorm statistics from the training split",
               "final_train": run.state["metrics"]}
     for role in ROLES:
-        held = run.video(role)
-        scores = readout_scores(z_train, train, run.latents_px(role), held)
-        scores["n_frames"] = held.n_frames
-        scores["random_init"] = readout_scores(z_random_train, train, encode(random_encoder, held.frames) * size, held)
-        scores["chance"] = chance_metrics(train.centres, held.centres)
+        held = run.split(role)
+        scores = dataset.scores(z_train, train, run.latents(role), held)
+        scores["n_frames"] = len(held.observations)
+        z_random = encode(random_encoder, held.observations) * unit
+        scores["random_init"] = dataset.scores(z_random_train, train, z_random, held)
+        scores["chance"] = dataset.chance(train, held)
         if run.prior is not None:
-            scores.update(prior_scores(run.model, run.latents_px(role), size, run.cfg.trainer.batch_size))
+            scores.update(prior_scores(run.model, run.latents(role), held, run.cfg.trainer.batch_size))
         result[role] = scores
-    result["motion_lengthscale_px"] = motion_lengthscale_px(train.centres)
+    result.update(dataset.extras(train))
     write_json(out, result)
     return result
 
 
-def format_table(result: dict) -> str:
-    lines = [f"{'':<22} {'readout L2 (px)':>16} {'slot L2 (px)':>13}"]
+def format_table(result: dict, columns=BallsDataset.table, unit: str = "px") -> str:
+    """The scores of both held-out splits with their controls, `columns` being the dataset's (key, label)."""
+    (key_a, label_a), (key_b, label_b) = columns
+    lines = [f"{'':<22} {label_a:>16} {label_b:>13}"]
     for role, label in (("val", "validation"), ("test", "test")):
         r = result[role]
         for name, scores in (("trained", r), ("random-init", r["random_init"]), ("chance", r["chance"])):
-            lines.append(f"{label + ' ' + name:<22} {scores['readout_l2_px']:>16.2f} {scores['slot_l2_px']:>13.2f}")
+            lines.append(f"{label + ' ' + name:<22} {scores[key_a]:>16.2f} {scores[key_b]:>13.2f}")
     test = result["test"]
     if "retrieval_top1" in test:
         lines.append(f"test: I_N {test['infonce_estimate_batch']:.3f} (N={test['negatives_batch']}), "
@@ -141,7 +131,9 @@ def format_table(result: dict) -> str:
                      f"{test['retrieval_top1_without_base']:.3f}, {test['retrieval_mrr_without_base']:.3f})")
     theta = result["final_train"].get("lengthscale_px")
     if theta is not None:
-        lines.append(f"learned θ {theta:.2f} px; the motion implies {result['motion_lengthscale_px']:.2f} px")
+        implied = result.get("motion_lengthscale_px")
+        lines.append(f"learned θ {theta:.3g} {unit}".rstrip()
+                     + (f"; the motion implies {implied:.2f} {unit}" if implied is not None else ""))
     return "\n".join(lines)
 
 
@@ -153,6 +145,7 @@ def evaluate(cfg: DictConfig, then=None) -> None:
     for run_dir in run_dirs:
         run = load_run(run_dir) if then is not None else None
         result = evaluate_run(run_dir, cfg.batch_size, force=cfg.force, run=run)
-        print(f"{run_dir}\n{format_table(result)}")
+        dataset = dataset_class(load_checkpoint(Path(run_dir) / CHECKPOINT)["config"]["data"])
+        print(f"{run_dir}\n{format_table(result, dataset.table, dataset.unit)}")
         if run is not None:
             then(run)

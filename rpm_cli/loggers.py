@@ -2,7 +2,7 @@
 
 `logger=jsonl` adds nothing. `logger=tensorboard` also writes TensorBoard event files into
 <run_dir>/tensorboard: per-step and per-epoch scalars (loss, the prior's parameters, frames/s), the maps of
-one training frame once per epoch, and the resolved config as text; `tensorboard --logdir outputs/train`
+one training frame once per epoch (encoders with maps), and the resolved config as text; `tensorboard --logdir outputs/train`
 compares the runs of a sweep side by side.
 """
 import json
@@ -19,7 +19,7 @@ class JsonlLogger:
     def log_step(self, step: int, scalars: dict) -> None:
         pass
 
-    def log_epoch(self, epoch: int, metrics: dict, encoder, frame) -> None:
+    def log_epoch(self, epoch: int, metrics: dict, encoder, observation) -> None:
         pass
 
     def close(self) -> None:
@@ -38,16 +38,20 @@ class TensorBoardLogger(JsonlLogger):
             self.writer.add_scalar(f"step/{name}", value, step)
 
     @torch.no_grad()
-    def log_epoch(self, epoch: int, metrics: dict, encoder, frame) -> None:
+    def log_epoch(self, epoch: int, metrics: dict, encoder, observation) -> None:
         for name, value in metrics.items():
             if isinstance(value, (int, float)) and name != "epoch":
                 self.writer.add_scalar(f"epoch/{name}", value, epoch)
+        if hasattr(encoder, "feature_maps"):  # an encoder with maps (com_cnn): one training frame's, side by side
+            self._log_maps(epoch, encoder, observation)
+        self.writer.flush()
+
+    def _log_maps(self, epoch: int, encoder, frame) -> None:
         was_training = encoder.training
         encoder.eval()
         maps = encoder.feature_maps(frame[None])[0]  # (M, H, W) in (0, 1)
         encoder.train(was_training)
-        self.writer.add_image("maps", torch.cat(list(maps), dim=1)[None].cpu(), epoch)  # maps side by side
-        self.writer.flush()
+        self.writer.add_image("maps", torch.cat(list(maps), dim=1)[None].cpu(), epoch)
 
     def close(self) -> None:
         self.writer.close()

@@ -5,9 +5,8 @@
 total error. Only the slot metric says that each latent tracks one ball: a random encoder's six numbers
 can already be a good joint basis for the positions.
 """
-import itertools
-
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 
 def fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -27,14 +26,10 @@ def mean_l2(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
-    """Rows matched to columns with the least total cost (exhaustive: a handful of balls)."""
-    n_rows, n_cols = cost.shape
-    if n_rows >= n_cols:
-        options = ((list(rows), range(n_cols)) for rows in itertools.permutations(range(n_rows), n_cols))
-    else:
-        options = ((range(n_rows), list(cols)) for cols in itertools.permutations(range(n_cols), n_rows))
-    best = min(options, key=lambda rc: cost[list(rc[0]), list(rc[1])].sum())
-    return list(zip(best[0], best[1]))
+    """Rows matched to columns with the least total cost (the Hungarian method: maps to balls here, latent
+    dimensions to true latents in data/clica.py); min(rows, cols) pairs."""
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols)]
 
 
 def joint_predictions(z_train, c_train, z_test) -> np.ndarray:

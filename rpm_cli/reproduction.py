@@ -35,6 +35,16 @@ SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # `make bench` only
 TUNED_SHIFT = float(OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").encoder.map_bias_init)
 
 
+# The second world (data=clica): every conditional against the priors with a predicted outcome, on the reporting
+# seeds; `<root>/clica/<conditional>/<prior>/seed-<N>` (scripts/clica_grid.sh).
+CLICA_CONDITIONALS = ("laplace", "normal")
+CLICA_PRIORS = ("laplace", "gaussian", "linear")
+
+
+def clica_dir(root, conditional: str, prior: str) -> Path:
+    return Path(root) / "clica" / conditional / prior
+
+
 def prior_names() -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / "prior").glob("*.yaml"))
 

@@ -21,13 +21,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rpm_cli.atomic import atomic_path
-from rpm_cli.data.balls import load_video
+from rpm_cli.data.base import Dataset, Split
+from rpm_cli.data.build import build_dataset
 from rpm_cli.errors import RunDirBusy, UserError
 from rpm_cli.layout import CHECKPOINT, LOCK, METRICS, STARTS, resolve_run_dir
 from rpm_cli.models.inference import encode
 from rpm_cli.models.model import Model
 
-# Keys that runs written before them did not have, with the values those runs used (what they behaved as).
+# Keys that runs written before them did not have, with the values those runs used (what they behaved as);
+# the data and encoder ones are keys of the balls and com_cnn.
 ADDED_KEYS = {
     "data": {"val_seed": 2000, "val_frames": 300, "background": "black", "antialias": True},
     "encoder": {"map_bias_init": 0.0, "skip_background": True, "latent_units": "image"},
@@ -35,6 +37,9 @@ ADDED_KEYS = {
     "logger": {"name": "jsonl"},
 }
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
+BALLS_TARGET = "rpm_cli.data.balls_dataset.BallsDataset"
+COM_CNN_TARGET = "rpm_cli.models.encoder.CentreOfMassEncoder"
+OLDER_TARGETS = (BALLS_TARGET, COM_CNN_TARGET)  # the plug-ins whose keys ADDED_KEYS names
 
 
 @contextlib.contextmanager
@@ -93,8 +98,9 @@ def upgrade_state(state: dict) -> dict:
 def upgrade_config(config: dict) -> dict:
     """A checkpoint's resolved config in today's layout; configs written today pass through unchanged.
 
-    Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, and names that
-    nothing read (`trainer.name`, `data.name`); keys added since get the values those runs behaved as.
+    Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, a name that
+    nothing read (`trainer.name`), and no `_target_` for their dataset and encoder; keys added since get the
+    values those runs behaved as.
     """
     config = copy.deepcopy(config)
     trainer, data = config["trainer"], config["data"]
@@ -103,12 +109,15 @@ def upgrade_config(config: dict) -> dict:
         config["objective"] = {"name": trainer.get("objective", "infonce")}
     trainer.pop("objective", None)
     trainer.pop("name", None)
-    data.pop("name", None)
     if config["objective"]["name"] == "supervised":
         config["prior"] = None
+    if "_target_" not in data:  # written before datasets and encoders were plug-ins: the balls and com_cnn
+        data.update(_target_=BALLS_TARGET, name="balls", prior_lengthscale=data["ball_diameter"])
+        config["encoder"].setdefault("_target_", COM_CNN_TARGET)
     for section, added in ADDED_KEYS.items():
-        for key, value in added.items():
-            config.setdefault(section, {}).setdefault(key, value)
+        if config.get(section, {}).get("_target_") in (None, *OLDER_TARGETS):  # keys of the older plug-ins only
+            for key, value in added.items():
+                config.setdefault(section, {}).setdefault(key, value)
     config.setdefault("max_memory_gb", None)
     return config
 
@@ -123,15 +132,16 @@ def chosen_seed(state: dict, seed: int) -> int:
 
 @dataclass
 class Run:
-    """A run read back from its dir: config, model (eval mode), metrics, starts and its videos (lazily)."""
+    """A run read back from its dir: config, dataset, model (eval mode), metrics, starts, and its splits and
+    latents (lazily)."""
 
     run_dir: Path
     cfg: DictConfig
+    dataset: Dataset
     state: dict
     model: torch.nn.Module
     metrics: list[dict]
     starts: dict | None
-    _videos: dict = field(default_factory=dict, repr=False)
     _latents: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -149,19 +159,18 @@ class Run:
             state = {**state, "best_start": self.starts["chosen"]}
         return chosen_seed(state, self.cfg.seed)
 
-    def video(self, role: str):
-        """The run's 'train', 'val' or 'test' video (cached on disk and here)."""
-        if role not in self._videos:
-            data = self.cfg.data
-            seed, frames = {"train": (data.seed, data.n_frames), "val": (data.val_seed, data.val_frames),
-                            "test": (data.test_seed, data.test_frames)}[role]
-            self._videos[role] = load_video(data, seed=seed, n_frames=frames)
-        return self._videos[role]
+    def split(self, role: str) -> Split:
+        """The run's 'train', 'val' or 'test' split (cached on disk and by the dataset)."""
+        return self.dataset.split(role)
 
-    def latents_px(self, role: str) -> np.ndarray:
-        """z of every frame of a video, eval mode, in pixels (N, 2 * n_maps)."""
+    def video(self, role: str):
+        """The balls' 'train', 'val' or 'test' video (the pictures of image datasets read frames and centres)."""
+        return self.dataset.video(role)
+
+    def latents(self, role: str) -> np.ndarray:
+        """z of every observation of a split, eval mode, in the dataset's length unit (pixels for the balls)."""
         if role not in self._latents:
-            self._latents[role] = encode(self.encoder, self.video(role).frames) * self.cfg.data.image_size
+            self._latents[role] = encode(self.encoder, self.split(role).observations) * self.dataset.length_unit
         return self._latents[role]
 
 
@@ -177,9 +186,10 @@ def load_run(run_dir, finished: bool = True) -> Run:
     if finished and not state["finished"]:
         raise UserError(f"run {run_dir} stopped at epoch {state['epoch']}: finish it with `rpm train resume={run_dir}`")
     cfg = OmegaConf.create(state["config"])
-    model = Model(cfg)
+    dataset = build_dataset(cfg.data)
+    model = Model(cfg, dataset)
     model.load_state_dict(state["model"])
     model.eval()
     starts_path = run_dir / STARTS
     starts = json.loads(starts_path.read_text()) if starts_path.exists() else None
-    return Run(run_dir, cfg, state, model, read_metrics(run_dir), starts)
+    return Run(run_dir, cfg, dataset, state, model, read_metrics(run_dir), starts)

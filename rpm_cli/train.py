@@ -1,4 +1,4 @@
-"""`rpm train`: InfoNCE under a prior f_θ, or the supervised baseline, on the balls video.
+"""`rpm train`: InfoNCE under a prior f_θ, or the supervised baseline, on a dataset's training pairs.
 
 `train(cfg, run_dir)` is the plain function (tests call it); the Hydra app around it is in apps.py.
 """
@@ -13,10 +13,10 @@ from tqdm import tqdm
 
 from rpm_cli.atomic import append_line, write_json, write_text
 from rpm_cli.config import validate_train
-from rpm_cli.data.balls import load_video
+from rpm_cli.data.build import build_dataset
 from rpm_cli.errors import TrainingDiverged
 from rpm_cli.loggers import build_logger
-from rpm_cli.models.build import batch_source, pick_device
+from rpm_cli.models.build import batch_source, build_encoder, pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.objectives import info_nce_estimate, negatives
 from rpm_cli.resume import state_to_continue
@@ -46,10 +46,10 @@ def start_seed(seed: int, start: int) -> int:
     return int(np.random.SeedSequence([seed % 2**64, start]).generate_state(1)[0])
 
 
-def _fresh(cfg: DictConfig, seed: int, device) -> tuple:
+def _fresh(cfg: DictConfig, seed: int, device, dataset) -> tuple:
     """(model, optimizer, sampler) initialised from `seed`."""
     seed_everything(seed)
-    model = Model(cfg).to(device)
+    model = Model(cfg, dataset).to(device)
     optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.trainer)
     return model, optimizer, torch.Generator().manual_seed(seed)
 
@@ -82,15 +82,18 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
 
 
 class Trainer:
-    """The epoch loop over one video, shared by every start of a run."""
+    """The epoch loop over the training split, shared by every start of a run."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, device):
         self.cfg, self.run_dir, self.device = cfg, run_dir, device
-        video = load_video(cfg.data, seed=cfg.data.seed, n_frames=cfg.data.n_frames)
-        self.frames = torch.from_numpy(video.frames).to(device)
-        self.centres = torch.from_numpy(video.centres).to(device)
-        self.batch = batch_source(cfg, self.frames)  # what the encoder reads for some frames
-        self.n_pairs = video.n_frames - 1
+        self.dataset = build_dataset(cfg.data)
+        split = self.dataset.split("train")
+        self.observations = torch.from_numpy(split.observations).to(device)
+        self.latents = torch.from_numpy(split.latents).to(device)
+        self.first, self.second = (torch.from_numpy(i).to(device) for i in (split.first, split.second))
+        # What the encoder reads for some observations (crops found once per video for com_cnn's fast pass).
+        self.batch = batch_source(build_encoder(cfg.encoder, self.dataset), self.observations)
+        self.n_pairs = split.n_pairs
         self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
 
     def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int, logger=None) -> dict:
@@ -100,9 +103,9 @@ class Trainer:
         started, losses = time.perf_counter(), []
         order = torch.randperm(self.n_pairs, generator=sampler)
         for step in range(self.steps_per_epoch):
-            base = order[step * batch:(step + 1) * batch].to(self.device)
-            index = torch.cat([base, base + 1])
-            loss = model.loss(self.batch(index), self.centres[index])
+            pairs = order[step * batch:(step + 1) * batch].to(self.device)
+            index = torch.cat([self.first[pairs], self.second[pairs]])
+            loss = model.loss(self.batch(index), self.latents[index])
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                        + _kept(self.run_dir, epochs_kept))
@@ -142,7 +145,7 @@ def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> 
     starts, best = (state["starts"], state) if state else ([], None)  # the checkpoint's state is the best start's
     for start in range(len(starts), cfg.trainer.restarts):
         seed = start_seed(cfg.seed, start)
-        model, optimizer, sampler = _fresh(cfg, seed, trainer.device)
+        model, optimizer, sampler = _fresh(cfg, seed, trainer.device, trainer.dataset)
         lines = []
         for epoch in range(cfg.trainer.restart_epochs):
             lines.append(trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=0))
@@ -195,7 +198,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
                unit="step", dynamic_ncols=True)
     if selecting:
         state = _select_start(trainer, resolved, state, bar)
-    model, optimizer, sampler = _fresh(cfg, cfg.seed, device)
+    model, optimizer, sampler = _fresh(cfg, cfg.seed, device, trainer.dataset)
     first_epoch = 0
     if state is not None:
         _restore(state, model, optimizer, sampler)
@@ -206,7 +209,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
     for epoch in range(first_epoch, t_cfg.epochs):
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)
         append_line(run_dir / METRICS, json.dumps(metrics))
-        logger.log_epoch(epoch + 1, metrics, model.encoder, trainer.frames[0])
+        logger.log_epoch(epoch + 1, metrics, model.encoder, trainer.observations[0])
         save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
                                   **kept, "metrics": metrics, **_training_state(model, optimizer, sampler)})
     bar.close()

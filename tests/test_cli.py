@@ -57,7 +57,7 @@ def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
         assert "optimizer: sgd" in paper and "lr: 0.005" in paper and "epochs: 30" in paper
         assert "map_bias_init: 0.0" in paper and "restarts: 1" in paper
     supervised = run_rpm(["train", "objective=supervised", "--cfg", "job"], tmp_path, check=True).stdout
-    assert "prior" not in supervised and "name: supervised" in supervised
+    assert "\nprior:" not in supervised and "name: supervised" in supervised
     assert "Powered by Hydra" in run_rpm(["train", "--help"], tmp_path, check=True).stdout
     assert "train" in run_rpm(["--help"], tmp_path, check=True).stdout
     assert not (tmp_path / "outputs").exists()

@@ -32,7 +32,7 @@ def videos():
 
 
 @torch.no_grad()
-def _latents_px(encoder, frames):
+def _latents(encoder, frames):
     encoder.eval()
     return centre_of_mass(encoder.feature_maps(torch.from_numpy(frames))).double().numpy() * SIZE
 
@@ -134,7 +134,7 @@ def _ring_centroid(frame_rgb: np.ndarray, rgb, tolerance=40):
 @pytest.mark.parametrize("max_side", [128, 32])
 def test_tracking_gif(tmp_path, encoder, videos, max_side):
     (train_frames, c_train), (test_frames, c_test) = videos
-    z_train, z_test = _latents_px(encoder, train_frames), _latents_px(encoder, test_frames)
+    z_train, z_test = _latents(encoder, train_frames), _latents(encoder, test_frames)
     positions, matches = slot_positions_px(z_test, z_train, c_train, c_test)
     assert positions.shape == (len(test_frames), 2, 2) and len(matches) == 2
     assert sorted(b for _, b in matches) == [0, 1]

@@ -4,20 +4,13 @@ Coordinates are continuous pixel units: pixel column i covers [i, i + 1), so its
 Ball centres are stored as (x, y) = (horizontal, vertical) in those units.
 """
 import colorsys
-import hashlib
-import json
-import logging
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from rpm_cli.atomic import atomic_path
+from rpm_cli.data import cache
 from rpm_cli.errors import UserError
-
-log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # bump when the simulation or rendering changes, so old caches are not reused
 CORAL = (255, 127, 80)  # the first ball, as in Fig. 1D
@@ -201,63 +194,26 @@ def generate(key: dict) -> Video:
     return Video(frames, centres.astype(np.float32))
 
 
-def _cache_path(cache_dir, key: dict) -> Path:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"balls-{digest}.npz"
-
-
-def _load_cached(path: Path, key: dict) -> Video | None:
-    """The cached video, or None when the file is missing, truncated, corrupt or for another config."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            stored_key = json.loads(str(npz["key"]))
-            frames, centres = npz["frames"], npz["centres"]
-    except Exception as exc:  # zipfile, OSError, ValueError, KeyError: any unreadable file is regenerated
-        log.warning("video cache %s is unreadable (%s); regenerating", path, exc)
-        return None
+def _valid_arrays(key: dict):
     n, size, balls = key["n_frames"], key["image_size"], key["n_balls"]
-    if (stored_key != key or frames.shape != (n, 3, size, size) or frames.dtype != np.uint8
-            or centres.shape != (n, balls, 2)):
-        log.warning("video cache %s does not match its config; regenerating", path)
-        return None
-    return Video(frames, centres)
-
-
-_RECENT: "OrderedDict[str, Video]" = OrderedDict()  # the last few videos this process loaded
-RECENT_VIDEOS = 4  # a run's training, validation and test videos, and the next run's training video
+    return lambda a: (set(a) == {"frames", "centres"} and a["frames"].shape == (n, 3, size, size)
+                      and a["frames"].dtype == np.uint8 and a["centres"].shape == (n, balls, 2))
 
 
 def load_video(data_cfg: dict, seed: int, n_frames: int) -> Video:
-    """The video for this config and seed, from the on-disk cache when present (uint8, keyed by config).
-
-    A process keeps its last few videos, which nobody may modify: a sweep's runs share the validation and test
-    videos, and evaluation after training reads the training video again."""
+    """The video for this config and seed, from the shared cache (data/cache.py: uint8 on disk, keyed by the
+    config; the last few kept by this process, which nobody may modify: a sweep's runs share the validation
+    and test videos, and evaluation after training reads the training video again)."""
     key = video_key(data_cfg, seed, n_frames)
-    name = json.dumps([key, str(data_cfg.get("cache_dir"))], sort_keys=True)  # a new cache dir gets its copy
-    if name not in _RECENT:
-        video = _load_or_generate(data_cfg, key)
-        _RECENT[name] = video
-        while len(_RECENT) > RECENT_VIDEOS:
-            _RECENT.popitem(last=False)
-    _RECENT.move_to_end(name)
-    return _RECENT[name]
+
+    def generated() -> dict:
+        video = generate(key)
+        return {"frames": video.frames, "centres": video.centres}
+
+    return cache.load("balls", key, data_cfg.get("cache_dir"), generated, _valid_arrays(key),
+                      lambda a: Video(a["frames"], a["centres"]))
 
 
 def forget_recent_videos() -> None:
     """Drop the videos this process keeps, so that the next load_video reads the disk cache again."""
-    _RECENT.clear()
-
-
-def _load_or_generate(data_cfg: dict, key: dict) -> Video:
-    cache_dir = data_cfg.get("cache_dir")
-    path = _cache_path(cache_dir, key) if cache_dir else None
-    video = _load_cached(path, key) if path else None
-    if video is None:
-        video = generate(key)
-        if path:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:  # a file object, so numpy does not append its own suffix
-                    np.savez(f, frames=video.frames, centres=video.centres, key=json.dumps(key, sort_keys=True))
-    return video
+    cache.forget_recent()

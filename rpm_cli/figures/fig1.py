@@ -33,7 +33,7 @@ def next_frame_probabilities(log_f_row: np.ndarray) -> np.ndarray:
 
 def readout_predictions(run: Run) -> np.ndarray:
     """Test-video centres predicted by the joint affine readout, (N, n_balls, 2) px."""
-    return joint_predictions(run.latents_px("train"), run.video("train").centres, run.latents_px("test"))
+    return joint_predictions(run.latents("train"), run.video("train").centres, run.latents("test"))
 
 
 @torch.no_grad()
@@ -41,7 +41,7 @@ def p_next(run: Run, base: int) -> np.ndarray:
     """P(j | base) over every test frame j: the base frame itself is one of the candidates."""
     if run.prior is None:
         raise UserError(f"run {run.run_dir} is supervised: it has no f_θ for P(z'|z)")
-    z = torch.from_numpy(run.latents_px("test") / run.cfg.data.image_size).float()
+    z = torch.from_numpy(run.latents("test") / run.cfg.data.image_size).float()
     return next_frame_probabilities(run.model.prior_logits(z[base:base + 1], z)[0].double().numpy())
 
 

@@ -1,9 +1,11 @@
-"""A run's own pictures, written into its dir: curves.png, maps.png and tracking.gif (test video)."""
+"""A run's own pictures, written into its dir: curves.png, and what suits its data: for images maps.png and
+tracking.gif (test video), for vectors latents.png (test pairs)."""
 from pathlib import Path
 
 import numpy as np
 
 from rpm_cli.figures.curves import draw_curves
+from rpm_cli.figures.latents import draw_latent_scatter
 from rpm_cli.figures.maps import draw_maps, slot_colours, slot_positions_px, write_tracking_gif
 from rpm_cli.runs import Run
 
@@ -15,15 +17,22 @@ def map_frame_indices(n_frames: int, count: int = MAP_FRAMES) -> np.ndarray:
     return np.linspace(0, n_frames - 1, count + 2).round().astype(int)[1:-1]
 
 
+def _curves(run: Run) -> Path:
+    return draw_curves(run.metrics, run.starts, run.run_dir / "curves.png", batch_size=run.cfg.trainer.batch_size,
+                       objective=run.cfg.objective.name, loss_reduction=run.cfg.trainer.loss_reduction,
+                       title=str(run.run_dir))
+
+
 def run_pictures(run: Run) -> list[Path]:
+    if run.dataset.observation != "image":
+        return [_curves(run), draw_latent_scatter(run.latents("test"), run.split("test").latents,
+                                                  run.run_dir / "latents.png", title=f"{run.run_dir.name}: test pairs")]
     test, train = run.video("test"), run.video("train")
-    positions, matches = slot_positions_px(run.latents_px("test"), run.latents_px("train"), train.centres, test.centres)
+    positions, matches = slot_positions_px(run.latents("test"), run.latents("train"), train.centres, test.centres)
     colours = slot_colours(matches, run.cfg.encoder.n_maps, n_balls=run.cfg.data.n_balls)
     shown = map_frame_indices(test.n_frames)
     paths = [
-        draw_curves(run.metrics, run.starts, run.run_dir / "curves.png", batch_size=run.cfg.trainer.batch_size,
-                    objective=run.cfg.objective.name, loss_reduction=run.cfg.trainer.loss_reduction,
-                    title=str(run.run_dir)),
+        _curves(run),
         draw_maps(run.encoder, test.frames[shown], test.centres[shown], run.run_dir / "maps.png", colours=colours,
                   title=f"{run.run_dir.name}: maps on the test video", frame_numbers=[int(i) for i in shown]),
     ]

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from rpm_cli.atomic import write_text
+from rpm_cli.data.build import dataset_class
 from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
 from rpm_cli.plotting import plt, save_figure
 from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
@@ -48,11 +49,17 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
         val, test = result["val"], result["test"]
         final = result["final_train"]
         overrides = run_overrides(run_dir)
-        rows.append({
+        common = {
             "run": str(run_dir.relative_to(sweep_dir)), "overrides": " ".join(f"{k}={v}" for k, v in overrides.items()),
             # What the run's numbers depend on: the overrides less the keys that change nothing but the seed.
             "setting": " ".join(f"{k}={v}" for k, v in overrides.items() if k not in RUNTIME_KEYS),
             **{f"override:{k}": v for k, v in overrides.items()},
+        }
+        if dataset_class(cfg["data"]).observation != "image":
+            rows.append({**common, **_scores_row(cfg, result)})
+            continue
+        rows.append({
+            **common,
             "seed": cfg["seed"], "n_balls": cfg["data"]["n_balls"], "prior": prior.get("name", ""),
             "objective": cfg["objective"]["name"],
             "initial_lengthscale_px": prior.get("lengthscale", ""),
@@ -70,7 +77,28 @@ def summary_rows(sweep_dir, finished_only: bool = False) -> list[dict]:
     return rows
 
 
-TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective")
+def _scores_row(cfg: dict, result: dict) -> dict:
+    """A run on a dataset other than the balls: its own scores (the dataset's table), with controls."""
+    prior, final = cfg["prior"] or {}, result["final_train"]
+    val, test = result["val"], result["test"]
+    metrics = [m for m, _ in dataset_class(cfg["data"]).table]
+    return {"seed": cfg["seed"], "data": cfg["data"]["name"], "prior": prior.get("name", ""),
+            "objective": cfg["objective"]["name"], "initial_lengthscale": prior.get("lengthscale", ""),
+            "final_lengthscale": final.get("lengthscale_px", ""), "final_loss": final["loss"], "epochs": final["epoch"],
+            **{m: val[m] for m in metrics}, **{f"random_init_{m}": val["random_init"][m] for m in metrics},
+            **{f"chance_{m}": val["chance"][m] for m in metrics}, **{f"test_{m}": test[m] for m in metrics}}
+
+
+def row_metrics(rows: list[dict]) -> tuple[str, ...]:
+    """The two scores a sweep's rows carry: the balls' L2s, or another dataset's (data/clica.py: R², MCC)."""
+    if "slot_l2_px" in rows[0]:
+        return METRICS
+    from rpm_cli.data.build import REGISTRY
+
+    return tuple(m for m, _ in REGISTRY[rows[0]["data"]].table)
+
+
+TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective", "data")
 
 
 def read_summary(sweep_dir) -> list[dict]:
@@ -134,8 +162,12 @@ def plot_summary(rows: list[dict], x_key: str | None, path_stem) -> list[Path]:
     xs_all = {x for points in lines.values() for x in points}
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
     categories = sorted(map(str, xs_all))
+    metrics = row_metrics(rows)
+    balls = metrics == METRICS
+    titles = (("validation: joint readout L2 (Fig. 1C)", "validation: per-slot L2") if balls
+              else tuple(f"validation: {m}" for m in metrics))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=False)
-    for ax, metric, title in zip(axes, METRICS, ("validation: joint readout L2 (Fig. 1C)", "validation: per-slot L2")):
+    for ax, metric, title in zip(axes, metrics, titles):
         for label, points in sorted(lines.items()):
             xs = sorted(points, key=lambda v: v if numeric else str(v))
             means = [np.mean([r[metric] for r in points[x]]) for x in xs]
@@ -144,17 +176,19 @@ def plot_summary(rows: list[dict], x_key: str | None, path_stem) -> list[Path]:
             counts = sorted({len(points[x]) for x in xs})
             n = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
             ax.errorbar(positions, means, yerr=stds, marker="o", capsize=3, label=f"{label} (n={n} seeds)")
-        ax.axhline(np.mean([r["chance_l2_px"] for r in rows]), color="grey", ls="--", label="chance")
+        chance = "chance_l2_px" if balls else f"chance_{metric}"
+        ax.axhline(np.mean([r[chance] for r in rows]), color="grey", ls="--", label="chance")
         ax.axhline(np.mean([r[f"random_init_{metric}"] for r in rows]), color="black", ls=":",
                    label="random-init encoder")
         if numeric and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 8:
             ax.set_xscale("log", base=2)
         if not numeric:
             ax.set_xticks(range(len(categories)), categories)
-        ax.set_xlabel(("initial lengthscale θ (px)" if x_key == "prior.lengthscale" else x_key) or "")
-        ax.set_ylabel("mean L2 distance to true centre (px)")
+        ax.set_xlabel(("initial lengthscale θ" if x_key == "prior.lengthscale" else x_key) or "")
+        ax.set_ylabel("mean L2 distance to true centre (px)" if balls else metric)
         ax.set_title(title)
-        ax.set_ylim(bottom=0)
+        if balls:
+            ax.set_ylim(bottom=0)
     axes[1].legend(fontsize=8, loc="best")
     fig.suptitle(f"{len(rows)} runs, mean ± std over seeds")
     return save_figure(fig, path_stem)
@@ -166,10 +200,10 @@ def summarise_sweep(sweep_dir, x_key: str | None = None) -> dict:
     write_csv(rows, sweep_dir / SUMMARY_CSV)
     x = choose_x(rows, x_key)
     plots = plot_summary(rows, x, sweep_dir / "sweep_summary")
-    maps = sweep_maps(sweep_dir, rows)
+    maps = [sweep_maps(sweep_dir, rows)] if row_metrics(rows) == METRICS else []  # maps: image datasets only
     table = _table(rows)
     print(table)
-    return {"rows": rows, "x_key": x, "files": [sweep_dir / SUMMARY_CSV, *plots, maps], "table": table}
+    return {"rows": rows, "x_key": x, "files": [sweep_dir / SUMMARY_CSV, *plots, *maps], "table": table}
 
 
 def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:
@@ -186,9 +220,11 @@ def sweep_maps(sweep_dir: Path, rows: list[dict]) -> Path:
 
 
 def _table(rows: list[dict]) -> str:
-    lines = [f"{'run':<48} {'θ final':>8} {'loss':>7} {'joint L2':>9} {'slot L2':>8}"]
+    a, b = row_metrics(rows)
+    labels = ("joint L2", "slot L2") if (a, b) == METRICS else (a, b)
+    lines = [f"{'run':<48} {'θ final':>8} {'loss':>7} {labels[0]:>9} {labels[1]:>8}"]
     for r in rows:
-        theta = r["final_lengthscale_px"]
-        theta = f"{theta:8.2f}" if isinstance(theta, float) and math.isfinite(theta) else f"{'-':>8}"
-        lines.append(f"{r['run'][:48]:<48} {theta} {r['final_loss']:7.3f} {r['readout_l2_px']:9.2f} {r['slot_l2_px']:8.2f}")
+        theta = r.get("final_lengthscale_px", r.get("final_lengthscale"))
+        theta = f"{theta:8.3g}" if isinstance(theta, float) and math.isfinite(theta) else f"{'-':>8}"
+        lines.append(f"{r['run'][:48]:<48} {theta} {r['final_loss']:7.3f} {r[a]:9.2f} {r[b]:8.2f}")
     return "\n".join(lines)

@@ -1,9 +1,15 @@
-"""Build the encoder a config names, and pick the device."""
+"""Build the encoder a config names (a plug-in, rpm_cli/plugins.py), feed it batches, and pick the device."""
 import torch
-from omegaconf import DictConfig
 
+from rpm_cli.errors import UserError
 from rpm_cli.models import sparse
 from rpm_cli.models.encoder import CentreOfMassEncoder
+from rpm_cli.models.encoder_base import Encoder
+from rpm_cli.models.mlp_encoder import MLPEncoder
+from rpm_cli.plugins import build, plugin_class
+
+REGISTRY: dict[str, type[Encoder]] = {cls.name: cls for cls in (CentreOfMassEncoder, MLPEncoder)}
+EXAMPLE = "rpm_cli.models.encoder.CentreOfMassEncoder"
 
 
 def pick_device(name: str) -> torch.device:
@@ -12,30 +18,27 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# Latent units f_θ sees -> (how many per image size, offset): z in image units (0, 1) becomes z * a + b.
-LATENT_UNITS = {"image": (1.0, 0.0), "pixels": (None, 0.0), "signed": (2.0, -1.0)}
+def encoder_class(encoder_cfg) -> type[Encoder]:
+    """The class an `encoder:` config names, imported but not built (its checks run from the config alone)."""
+    return plugin_class("encoder", encoder_cfg, Encoder, REGISTRY, EXAMPLE)[0]
 
 
-def skips_background(cfg: DictConfig) -> bool:
-    """The background-skipping pass is exact on black frames; other backgrounds take the dense pass."""
-    return bool(cfg.encoder.skip_background) and cfg.data.background == "black"
+def check_reads(cls: type[Encoder], dataset_cls) -> None:
+    if cls.reads != dataset_cls.observation:
+        fits = [name for name, c in REGISTRY.items() if c.reads == dataset_cls.observation]
+        raise UserError(f"encoder={cls.name or cls.__name__} reads {cls.reads}s, but data={dataset_cls.name} gives "
+                        f"{dataset_cls.observation}s (encoders that read them: {', '.join(fits) or 'none'})")
 
 
-def build_encoder(cfg: DictConfig) -> CentreOfMassEncoder:
-    return CentreOfMassEncoder(n_maps=cfg.encoder.n_maps, hidden_channels=cfg.encoder.hidden_channels,
-                               map_bias_init=cfg.encoder.map_bias_init, skip_background=skips_background(cfg),
-                               crop_tiles=sparse.crop_tiles(cfg.data.ball_diameter))
+def build_encoder(encoder_cfg, dataset) -> Encoder:
+    """The encoder an `encoder:` config names, for `dataset`'s observations."""
+    check_reads(encoder_class(encoder_cfg), type(dataset))
+    return build("encoder", encoder_cfg, Encoder, REGISTRY, EXAMPLE, dataset=dataset)
 
 
-def batch_source(cfg: DictConfig, frames: torch.Tensor):
-    """index -> the encoder's input for those frames of a video: their crops, found once for the whole video
-    (sparse.CropIndex), when the encoder takes the background-skipping pass; else the frames themselves."""
-    if skips_background(cfg) and sparse.frames_fit(frames):
-        return sparse.crop_index(frames, sparse.crop_tiles(cfg.data.ball_diameter)).batch
-    return lambda index: frames[index]
-
-
-def latent_scale(cfg: DictConfig) -> tuple[float, float]:
-    """(a, b) such that f_θ sees a * z + b for the encoder's z in image units (encoder.latent_units)."""
-    a, b = LATENT_UNITS[cfg.encoder.latent_units]
-    return (float(cfg.data.image_size) if a is None else a), b
+def batch_source(encoder: Encoder, observations: torch.Tensor):
+    """index -> the encoder's input for those observations: their crops, found once for the whole video
+    (sparse.CropIndex), when the encoder takes the background-skipping pass; else the observations themselves."""
+    if encoder.skip_background and sparse.frames_fit(observations):
+        return sparse.crop_index(observations, encoder.crop_tiles).batch
+    return lambda index: observations[index]

@@ -5,10 +5,20 @@ of the 3 maps. Output z = (x1, y1, x2, y2, x3, y3) in units of the image size: p
 position (i + 0.5) / W, so z lies in (0, 1) and z * image_size is in the same pixel units as the
 generator's ball centres. Convolutions carry no bias: BatchNorm's mean subtraction cancels it.
 """
+from typing import ClassVar
+
 import torch
 from torch import nn
 
+from rpm_cli.domains import BOOLEAN, Domain, integer, number, one_of
 from rpm_cli.models import sparse
+from rpm_cli.models.encoder_base import Encoder
+
+MAX_MAPS = 8
+FLOAT = 4
+EVAL_BATCH = 100  # frames per forward pass in `rpm evaluate`
+# Latent units f_θ sees -> (how many per image size, offset): z in image units (0, 1) becomes z * a + b.
+LATENT_UNITS = {"image": (1.0, 0.0), "pixels": (None, 0.0), "signed": (2.0, -1.0)}
 
 
 def pixel_positions(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -32,13 +42,26 @@ def centre_from_marginals(cols: torch.Tensor, rows: torch.Tensor) -> torch.Tenso
     return torch.stack([x, y], dim=-1).reshape(b, 2 * m)
 
 
-class CentreOfMassEncoder(nn.Module):
-    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, in_channels: int = 3, map_bias_init: float = 0.0,
-                 skip_background: bool = True, crop_tiles: int = sparse.crop_tiles(32)):
+class CentreOfMassEncoder(Encoder):
+    name = "com_cnn"
+    reads = "image"
+    keys: ClassVar[dict[str, Domain]] = {
+        "hidden_channels": integer(1, 256), "n_maps": integer(1, MAX_MAPS), "map_bias_init": number(-50, 50),
+        "skip_background": BOOLEAN, "latent_units": one_of(*LATENT_UNITS)}
+
+    def __init__(self, n_maps: int = 3, hidden_channels: int = 6, map_bias_init: float = 0.0,
+                 skip_background: bool = True, latent_units: str = "image", dataset=None):
         super().__init__()
+        in_channels, crop_tiles = 3, sparse.crop_tiles(32)
+        if dataset is not None:  # built from a config: the balls' size and background decide the fast pass
+            in_channels = dataset.observation_shape[0]
+            crop_tiles = sparse.crop_tiles(getattr(dataset, "ball_diameter", 32))
+            # The background-skipping pass is exact on black frames; other backgrounds take the dense pass.
+            skip_background = skip_background and getattr(dataset, "background", None) == "black"
         self.n_maps = n_maps
         self.skip_background = skip_background  # passes compute only near the balls (sparse.py)
         self.crop_tiles = crop_tiles  # the side of sparse.py's crops: speed only, never the numbers
+        self.latent_units = latent_units
         self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
@@ -50,6 +73,20 @@ class CentreOfMassEncoder(nn.Module):
     @property
     def latent_dim(self) -> int:
         return 2 * self.n_maps
+
+    def latent_affine(self, length_unit: float) -> tuple[float, float]:
+        """(a, b) such that f_θ sees a * z + b for z in image units (encoder.latent_units)."""
+        a, b = LATENT_UNITS[self.latent_units]
+        return (float(length_unit) if a is None else a), b
+
+    @classmethod
+    def memory(cls, cfg) -> dict[str, int]:
+        """Per pixel of a frame in a training step: input (3), conv1/bn1/relu (3 x hidden), conv2/bn2/sigmoid
+        (3 x maps), kept for backward and matched by as many gradients; the dense pass, on the high side."""
+        e, pixels = cfg.encoder, cfg.data.image_size**2
+        per_pixel = (3 + 3 * e.hidden_channels + 3 * e.n_maps) * FLOAT
+        return {"training step": 2 * (2 * cfg.trainer.batch_size) * pixels * per_pixel,
+                "evaluation batch": EVAL_BATCH * pixels * per_pixel}
 
     def feature_maps(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) frames -> (B, n_maps, H, W) maps in (0, 1)."""

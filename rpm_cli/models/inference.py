@@ -1,5 +1,5 @@
 """An encoder applied to whole videos outside training: latents in eval mode, and BatchNorm statistics for an
-untrained encoder. Used by evaluation, a run's pictures and `Run.latents_px`."""
+untrained encoder. Used by evaluation, a run's pictures and `Run.latents`."""
 import numpy as np
 import torch
 

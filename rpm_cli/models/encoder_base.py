@@ -1,0 +1,37 @@
+"""The interface every encoder implements (`encoder=<name>`, configs/encoder/<name>.yaml with `_target_`).
+
+An encoder maps a batch of observations to latents z (B, latent_dim). It states which observations it reads
+("image" or "vector", matched against the dataset's before any work), its config keys' domains (checked
+before any work, `encoder.<key>` in every message), what a training step holds in memory, and how f_θ sees
+its latents (`latent_affine`). The builder (models/build.py) passes it the dataset, so an encoder reads what
+it needs of the world (the image size, an observation's length) from there rather than from more keys.
+"""
+from typing import ClassVar
+
+from torch import nn
+
+from rpm_cli.domains import Domain
+
+
+class Encoder(nn.Module):
+    #: The config's `name`, used to map configs written before encoders had `_target_`.
+    name: ClassVar[str] = ""
+    #: "image" or "vector": the dataset's `observation` must be this.
+    reads: ClassVar[str] = ""
+    #: Domains of its config keys, checked from the config before anything is built.
+    keys: ClassVar[dict[str, Domain]] = {}
+    #: Training reads observations through `batch_source`; an encoder may precompute there (sparse crops).
+    skip_background: bool = False
+
+    @property
+    def latent_dim(self) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def memory(cls, cfg) -> dict[str, int]:
+        """Bytes of one training step's activations and one evaluation batch, from the config alone."""
+        return {}
+
+    def latent_affine(self, length_unit: float) -> tuple[float, float]:
+        """(a, b): f_θ sees a * z + b. Vectors pass unchanged."""
+        return 1.0, 0.0

@@ -1,7 +1,8 @@
 """The tables of key domains of `rpm train`, `rpm evaluate` and `rpm figures`, and validation before any work.
 
-Every key a user can set has one entry in DOMAINS: the rule in words (the error message and the README's
-list are made from it) and a predicate. A value passes only when it is in its domain: numbers finite, integers
+Every framework key has one entry in DOMAINS, and each dataset and encoder states its own keys' domains
+(`train_domains` gives a config's all): the rule in words (the error message and the README's list are made
+from it) and a predicate. A value passes only when it is in its domain: numbers finite, integers
 in a range numpy and torch accept, strings from their set, booleans real booleans. Keys whose domain depends
 on another key (the batch size on the video length, ...) say so in their rule.
 """
@@ -24,6 +25,12 @@ def _training_pairs(c) -> int:
     return dataset_class(c.data).training_pairs(c.data)
 
 
+def _pairs_key(c) -> str:
+    from rpm_cli.data.build import dataset_class
+
+    return dataset_class(c.data).pairs_key
+
+
 DOMAINS: dict[str, Domain] = {
     "seed": SEED,
     "evaluate": BOOLEAN,
@@ -42,7 +49,7 @@ DOMAINS: dict[str, Domain] = {
         + " when trainer.restarts > 1",
         lambda v, c: is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
     "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of training pairs"
-                                 + ("" if c is None else f" ({_training_pairs(c)})"),
+                                 + ("" if c is None else f", {_pairs_key(c)} ({_training_pairs(c)})"),
                                  lambda v, c: is_int(v) and 2 <= v <= _training_pairs(c)),
     "trainer.loss_reduction": one_of("mean", "sum"),
     "trainer.batchnorm_batch": one_of("joint", "separate"),

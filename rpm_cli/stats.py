@@ -57,6 +57,17 @@ def mann_whitney(x, y) -> float:
     return float(sps.mannwhitneyu(x, y, alternative="two-sided").pvalue)
 
 
+def wilcoxon_signed_rank(x, y) -> float:
+    """Two-sided Wilcoxon signed-rank test of paired values (the same seeds under two arms): exact for small
+    samples without ties; 1 when every pair is equal, NaN for no pairs."""
+    diff = np.asarray(x, dtype=float) - np.asarray(y, dtype=float)
+    if not len(diff):
+        return math.nan
+    if not diff.any():
+        return 1.0
+    return float(sps.wilcoxon(diff, alternative="two-sided").pvalue)
+
+
 def holm(pvalues) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error at alpha: reject where adjusted <= alpha). NaN
     entries (tests that could not run) are left out of the family and stay NaN."""

@@ -108,7 +108,7 @@ def child(kind: str) -> dict:
         optimizer = make_optimizer(model.parameters(), cfg.trainer)
         frames, centres = torch.from_numpy(video.frames), torch.from_numpy(video.centres)
         start = time.perf_counter()
-        batch = batch_source(step_cfg, frames)  # as rpm train does, once per video
+        batch = batch_source(model.encoder, frames)  # as rpm train does, once per video
         prepare = time.perf_counter() - start
 
         def step():

@@ -2,7 +2,8 @@
 # `make reproduce`: train every method (supervised and every prior in configs/prior/) on the reporting seeds
 # of the pre-registered study (configs/protocol.yaml: 25 seeds) under the tuned recipe (and, with
 # PRESETS="tuned paper", Fig. 1's three under Appendix D's on the first 10), evaluate them on the validation and
-# test videos, draw Fig. 1 and the priors' P(z'|z), run `rpm theory`, and write $OUT/REPORT.md. The layout and
+# test videos, draw Fig. 1 and the priors' P(z'|z), run the second world's grid (scripts/clica_grid.sh), run
+# `rpm theory`, and write $OUT/REPORT.md. The layout and
 # the seeds come from rpm_cli/reproduction.py. Re-running skips finished runs and resumes killed ones.
 #   SEEDS=25 (the first N reporting seeds; SEEDS=3 is a quick look, or a list "300 301")  PRESETS="tuned" (or
 #   "tuned paper")  PRIORS="all" (or e.g. "gaussian laplace")  JOBS=2  EXTRA="..."
@@ -73,6 +74,7 @@ for method in gaussian linear; do  # the pictures of one run each, for the READM
   [ -f "$run/checkpoint.pt" ] && [ ! -f "$run/maps.png" ] && rpm evaluate run_dir="$run" >/dev/null  # sweeps draw none
   [ -f "$run/maps.png" ] && mkdir -p "$OUT/figures/run-$method" && cp "$run"/{curves.png,maps.png,tracking.gif} "$OUT/figures/run-$method/"
 done
+OUT="$OUT" SEEDS="$SEEDS" JOBS="$JOBS" bash scripts/clica_grid.sh  # the second world's registered grid
 rpm theory hydra.run.dir="$OUT/theory" >"$OUT/logs/theory.log" 2>&1 || { echo "FAILED rpm theory: see $OUT/logs/theory.log" >&2; exit 1; }
 rpm report "$OUT" --wall-seconds $(( $(date +%s) - start )) --figure-seconds "$figure_seconds" --jobs "$JOBS" --reused "$reused"
 echo "report: $OUT/REPORT.md"

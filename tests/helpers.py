@@ -23,11 +23,12 @@ def examples(n: int) -> int:
     return n * EXPLORE_FACTOR if os.environ.get("HYPOTHESIS_PROFILE") == "explore" else n
 
 
-def compose_cfg(overrides=(), config_name="train", tmp_path=None):
+def compose_cfg(overrides=(), config_name="train", tmp_path=None, base=TINY):
+    """A config as `rpm` composes it, from `base` (the tiny balls by default) and `overrides`."""
     register_resolvers()  # as `rpm` does before composing
     extra = [f"data.cache_dir={tmp_path / 'cache'}"] if tmp_path is not None else []
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name=config_name, overrides=[*TINY, *extra, *overrides])
+        return compose(config_name=config_name, overrides=[*base, *extra, *overrides])
 
 
 def run_rpm(args, cwd, check=False, timeout=300, env=None):

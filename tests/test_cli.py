@@ -65,7 +65,7 @@ def test_hydra_behaviour_survives_the_dispatcher(tmp_path):
 
 BAD_TRAIN = [
     (["prior=nosuch"], "prior must be one of: cosine, dynamics, gaussian, gaussian_slots, laplace, linear, mlp"),
-    (["trainer=nosuch"], "trainer must be one of: paper, tuned"),
+    (["trainer=nosuch"], "trainer must be one of: clica, paper, tuned"),
     (["experiment=nosuch"], "experiment must be one of: paper"),
     (["objective=nosuch"], "objective must be one of: infonce, supervised"),
     (["objective=supervised", "prior=linear"], "prior must be null with objective=supervised"),
@@ -83,7 +83,7 @@ BAD_TRAIN = [
     (["trainer.restarts=3", "trainer.restart_epochs=2"],
      "trainer.restart_epochs must be an integer from 1 to 100000, and to trainer.epochs - 1 (1) when trainer.restarts > 1"),
     (["trainer.batch_size=1"], "trainer.batch_size must be an integer from 2"),
-    (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of pairs, data.n_frames - 1 (59)"),
+    (["trainer.batch_size=1000"], "trainer.batch_size must be an integer from 2 to the number of training pairs, data.n_frames - 1 (59)"),
     (["trainer.optimizer=rmsprop"], "trainer.optimizer must be one of: sgd, adam"),
     (["trainer.loss_reduction=median"], "trainer.loss_reduction must be one of: mean, sum"),
     (["trainer.device=tpu"], "trainer.device must be one of: auto, cpu, cuda"),

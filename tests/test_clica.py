@@ -7,7 +7,7 @@ import pytest
 
 from rpm_cli.data.clica import (LEAKY_SLOPE, ClicaDataset, conditional, linear_r2, matched_correlations, mcc,
                                 mixing_weights, r2_score)
-from tests.helpers import run_rpm
+from tests.helpers import compose_cfg, run_rpm
 
 WORLD = dict(latent_dim=4, conditional="laplace", scale=0.05, mixing_layers=3, n_pairs=3000, val_pairs=500,
              test_pairs=500, seed=10, val_seed=2000, test_seed=1000, cache_dir=None, prior_lengthscale=0.05)
@@ -91,10 +91,37 @@ def test_train_and_evaluate_from_the_command_line(tmp_path):
     (["encoder=com_cnn"], "encoder=com_cnn reads images, but data=clica gives vectors"),
     (["+data.n_frames=5"], "unknown key data.n_frames: ClicaDataset does not read it"),
     (["sweep_metric=slot_l2_px"], "sweep_metric must be auto, loss or a score data=clica reports: r2, mcc"),
-    (["trainer.batch_size=601"], "trainer.batch_size must be an integer from 2 to the number of training pairs (600)"),
+    (["trainer.batch_size=601"], "trainer.batch_size must be an integer from 2 to the number of training pairs, data.n_pairs (600)"),
 ])
 def test_bad_clica_configs_exit_2_with_one_line(tmp_path, args, words):
     proc = run_rpm(["train", *TINY_CLICA, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_sweep_with_restarts_summarises_and_a_run_resumes(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_rpm(["train", "-m", *TINY_CLICA, "prior=laplace,gaussian", "seed=10", "trainer.restarts=2",
+             "trainer.restart_epochs=1", "evaluate=true", f"hydra.sweep.dir={sweep}"], tmp_path, check=True)
+    out = run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True).stdout
+    assert "r2" in out and "mcc" in out and "sweep_maps" not in out  # maps are for image data
+    rows = (sweep / "sweep_summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and "test_mcc" in rows[0] and (sweep / "sweep_summary.png").exists()
+    run_dir = next(p.parent for p in sweep.rglob("starts.json"))
+    run_rpm(["train", f"resume={run_dir}", "trainer.epochs=3"], tmp_path, check=True)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_tensorboard_logs_scalars_and_no_maps_for_vectors(tmp_path):
+    pytest.importorskip("tensorboard", reason="optional extra: pip install -e .[tensorboard]")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rpm_cli.train import train
+
+    run = tmp_path / "run"
+    train(compose_cfg(["prior=laplace", "logger=tensorboard"], tmp_path=tmp_path, base=TINY_CLICA), run)
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+    assert len(events.Scalars("epoch/loss")) == 2 and len(events.Scalars("step/loss")) == 2 * (600 // 64)
+    assert events.Tags()["images"] == []

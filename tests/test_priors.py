@@ -221,7 +221,7 @@ def test_adam_steps_lower_the_info_nce_loss(key):
 
 def load_yaml(name):
     yaml = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
-    return OmegaConf.merge({"data": {"ball_diameter": DIAMETER}}, {"prior": yaml}).prior
+    return OmegaConf.merge({"data": {"prior_lengthscale": DIAMETER}}, {"prior": yaml}).prior
 
 
 def test_every_prior_has_a_yaml():

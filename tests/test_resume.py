@@ -57,13 +57,15 @@ def test_resume_refuses_every_other_override_in_any_form(finished_run, tmp_path,
 
 
 def test_a_run_in_the_earlier_checkpoint_layout_resumes_and_extends(finished_run, tmp_path):
-    """Old checkpoints kept trainer.objective/name, data.name, no objective, logger or newer keys."""
+    """Old checkpoints kept trainer.objective/name, data.name, no objective, logger, no `_target_` for the
+    dataset and encoder, no prior_lengthscale or newer keys."""
     run_dir = tmp_path / "old"
     subprocess.run(["cp", "-r", str(finished_run), str(run_dir)], check=True)
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)
     config = state["config"]
     config["trainer"].update(name="paper", objective=config.pop("objective")["name"])
     config["data"]["name"] = "balls"
+    config["data"].pop("_target_"), config["data"].pop("prior_lengthscale"), config["encoder"].pop("_target_")
     for section, key in (("data", "val_seed"), ("data", "val_frames"), ("data", "background"), ("data", "antialias"),
                          ("encoder", "latent_units"), ("trainer", "batchnorm_batch")):
         config[section].pop(key)

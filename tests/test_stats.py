@@ -52,3 +52,12 @@ def test_threshold_range_is_the_run_around_the_registered_threshold():
     assert stats.threshold_range(lambda x: 2 < x < 8, grid, 5) == (3.0, 7.0)
     assert stats.threshold_range(lambda x: x in (1, 5), grid, 5) == (5.0, 5.0)
     assert stats.threshold_range(lambda x: x < 3, grid, 5) is None
+
+
+def test_wilcoxon_signed_rank_textbook_values():
+    # Every one of 10 paired differences positive: the exact two-sided p is 2 / 2**10.
+    assert stats.wilcoxon_signed_rank([k + 1.5 for k in range(10)], [0] * 10) == pytest.approx(2 / 2**10)
+    # Differences +1, -2, +3, -4, +5: W+ = 9, W- = 6; by enumeration 26 of the 32 sign patterns are at least as
+    # extreme (W+ <= 6 or >= 9), so p = 26 / 32.
+    assert stats.wilcoxon_signed_rank([1, -2, 3, -4, 5], [0] * 5) == pytest.approx(26 / 32)
+    assert stats.wilcoxon_signed_rank([1, 2], [1, 2]) == 1.0

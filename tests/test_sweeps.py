@@ -51,7 +51,7 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     assert len(runs) == 4
     # Readable and unique: the overrides, then the seed.
     assert {r.name.split("prior.lengthscale-")[1] for r in runs} == {
-        f"{ls}_trainer.batch_size-10_trainer.epochs-2_trainer.restarts-1_seed-{s}" for ls in (6, 12) for s in (0, 1)}
+        f"{ls}_trainer.batch_size-10_trainer.epochs-2_trainer.restarts-1_seed-{s}" for ls in (6, 12) for s in (10, 11)}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)
     stamps = {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)  # already done: skipped
@@ -67,7 +67,7 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     (tmp_path / "root" / "tuning").mkdir(parents=True)
     (tmp_path / "root" / "tuning" / "grid").symlink_to(sweep)
     rows = [line for line in tuning_section(tmp_path / "root").splitlines() if line.startswith("| grid |")]
-    assert len(rows) == 2 and all("| 0, 1 | 2 |" in row and " of 2 |" in row for row in rows)
+    assert len(rows) == 2 and all("| 10, 11 | 2 |" in row and " of 2 |" in row for row in rows)
     assert {"prior.lengthscale=6" in row for row in rows} == {True, False}
     # The setting a search selects is the one with the lower mean validation slot L2, and only that one.
     slot = {row: float(row.split("|")[8].split("±")[0]) for row in rows}

@@ -7,11 +7,11 @@ the validation and test videos are the same for every run.
 import numpy as np
 
 from rpm_cli.data.balls import Video, check_feasible, load_video
-from rpm_cli.data.base import Dataset, Split, consecutive_pairs
+from rpm_cli.data.base import Dataset, Split, consecutive_pairs, held_out_keys
 from rpm_cli.domains import BOOLEAN, SEED, Domain, integer, is_num, now, number, one_of
 from rpm_cli.readout import chance_metrics, readout_metrics
 
-MAX_BALLS = 8  # slot matching is exhaustive over permutations
+MAX_BALLS = 8  # the palette and the pictures are drawn for a handful of balls
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 4096
 MAX_FRAMES = 1_000_000
@@ -35,6 +35,7 @@ class BallsDataset(Dataset):
     table = (("readout_l2_px", "readout L2 (px)"), ("slot_l2_px", "slot L2 (px)"))
     sweep_score = ("slot_l2_px", 1)
     unit = "px"
+    pairs_key = "data.n_frames - 1"
     memory_keys = "data.image_size, data.n_frames, data.val_frames, data.test_frames or trainer.batch_size"
     # In check order: sizes before what depends on them.
     keys = {
@@ -51,13 +52,7 @@ class BallsDataset(Dataset):
         "background": one_of("black", "white"),
         "antialias": BOOLEAN,
         "seed": SEED,
-        "val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
-                           lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
-        "test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
-                                      + now(c, "data.seed") + ", so the test video is held out",
-                            lambda v, c: SEED.ok(v, c) and v != c.data.seed),
-        "cache_dir": Domain(lambda c: "a directory path or null (no cache)",
-                            lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
+        **held_out_keys("video is"),
     }
 
     def __init__(self, n_frames: int, image_size: int, n_balls: int, ball_diameter: float, step: float,

@@ -15,9 +15,7 @@ from typing import ClassVar
 import numpy as np
 from omegaconf import DictConfig
 
-from rpm_cli.domains import Domain, number, require
-
-ROLES = ("train", "val", "test")
+from rpm_cli.domains import SEED, Domain, now, number, require
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,20 @@ class Split:
 def consecutive_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     """(t, t + 1) for every frame of a video of n frames."""
     return np.arange(n - 1), np.arange(1, n)
+
+
+def held_out_keys(held_out: str) -> dict[str, Domain]:
+    """The keys every dataset with three roles shares: the held-out splits' seeds (never the training seed, so
+    `held_out` stays held out) and the cache directory."""
+    return {
+        "val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
+                           lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
+        "test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
+                                      + now(c, "data.seed") + f", so the test {held_out} held out",
+                            lambda v, c: SEED.ok(v, c) and v != c.data.seed),
+        "cache_dir": Domain(lambda c: "a directory path or null (no cache)",
+                            lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
+    }
 
 
 # Every dataset's key: where the distance priors' θ starts (configs/prior/*.yaml read ${data.prior_lengthscale}),
@@ -60,10 +72,11 @@ class Dataset(abc.ABC):
     @classmethod
     def check(cls, cfg: DictConfig) -> None:
         """Every key in its domain (one line naming `data.<key>`), then what only the whole config says."""
-        require("data.prior_lengthscale", cfg.data.get("prior_lengthscale"), PRIOR_LENGTHSCALE, cfg)
         for key, domain in cls.keys.items():
             require(f"data.{key}", cfg.data.get(key), domain, cfg)
         cls.check_together(cfg)
+        # Last: it is often another key's value (the balls' diameter), whose own message says more.
+        require("data.prior_lengthscale", cfg.data.get("prior_lengthscale"), PRIOR_LENGTHSCALE, cfg)
 
     @classmethod
     def check_together(cls, cfg: DictConfig) -> None:
@@ -79,6 +92,8 @@ class Dataset(abc.ABC):
     def memory(cls, cfg: DictConfig) -> dict[str, int]:
         """Bytes a run holds, by part, from the config alone (budget.py adds headroom and checks)."""
 
+    #: The key (or expression) that sets how many training pairs there are, for the batch size's message.
+    pairs_key: ClassVar[str] = ""
     #: The keys to lower when a run would not fit in memory, for the budget's message.
     memory_keys: ClassVar[str] = ""
 

@@ -12,8 +12,8 @@ and test pairs are drawn through the same g from their own seeds.
 import numpy as np
 
 from rpm_cli.data import cache
-from rpm_cli.data.base import Dataset, Split
-from rpm_cli.domains import SEED, Domain, integer, now, number, one_of
+from rpm_cli.data.base import Dataset, Split, held_out_keys
+from rpm_cli.domains import SEED, integer, number, one_of
 from rpm_cli.readout import best_assignment, fit_affine, predict_affine
 
 GENERATOR_VERSION = 1  # bump when the generator changes, so old caches are not reused
@@ -107,6 +107,7 @@ class ClicaDataset(Dataset):
     table = (("r2", "linear R²"), ("mcc", "MCC"))
     sweep_score = ("mcc", -1)
     unit = ""
+    pairs_key = "data.n_pairs"
     memory_keys = "data.n_pairs, data.val_pairs, data.test_pairs or trainer.batch_size"
     keys = {
         "latent_dim": integer(1, 64),
@@ -117,13 +118,7 @@ class ClicaDataset(Dataset):
         "val_pairs": integer(3, MAX_PAIRS),
         "test_pairs": integer(3, MAX_PAIRS),
         "seed": SEED,
-        "val_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed and data.test_seed",
-                           lambda v, c: SEED.ok(v, c) and v not in (c.data.seed, c.data.test_seed)),
-        "test_seed": Domain(lambda c: "an integer from 0 to 2**32 - 1, different from data.seed"
-                                      + now(c, "data.seed") + ", so the test pairs are held out",
-                            lambda v, c: SEED.ok(v, c) and v != c.data.seed),
-        "cache_dir": Domain(lambda c: "a directory path or null (no cache)",
-                            lambda v, c: v is None or (isinstance(v, str) and v.strip() != "")),
+        **held_out_keys("pairs are"),
     }
 
     def __init__(self, latent_dim: int, conditional: str, scale: float, mixing_layers: int, n_pairs: int,

@@ -82,7 +82,7 @@ def _scores_row(cfg: dict, result: dict) -> dict:
     prior, final = cfg["prior"] or {}, result["final_train"]
     val, test = result["val"], result["test"]
     metrics = [m for m, _ in dataset_class(cfg["data"]).table]
-    return {"seed": cfg["seed"], "data": cfg["data"]["name"], "prior": prior.get("name", ""),
+    return {"seed": cfg["seed"], "data": cfg["data"]["name"], "scores": " ".join(metrics), "prior": prior.get("name", ""),
             "objective": cfg["objective"]["name"], "initial_lengthscale": prior.get("lengthscale", ""),
             "final_lengthscale": final.get("lengthscale_px", ""), "final_loss": final["loss"], "epochs": final["epoch"],
             **{m: val[m] for m in metrics}, **{f"random_init_{m}": val["random_init"][m] for m in metrics},
@@ -91,14 +91,10 @@ def _scores_row(cfg: dict, result: dict) -> dict:
 
 def row_metrics(rows: list[dict]) -> tuple[str, ...]:
     """The two scores a sweep's rows carry: the balls' L2s, or another dataset's (data/clica.py: R², MCC)."""
-    if "slot_l2_px" in rows[0]:
-        return METRICS
-    from rpm_cli.data.build import REGISTRY
-
-    return tuple(m for m, _ in REGISTRY[rows[0]["data"]].table)
+    return METRICS if "slot_l2_px" in rows[0] else tuple(rows[0]["scores"].split())
 
 
-TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective", "data")
+TEXT_COLUMNS = ("run", "overrides", "setting", "prior", "objective", "data", "scores")
 
 
 def read_summary(sweep_dir) -> list[dict]:

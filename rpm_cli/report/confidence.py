@@ -13,10 +13,10 @@ from rpm_cli.reproduction import PROTOCOL, REPORTING_SEEDS
 THRESHOLDS_PX = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 16.0)  # the grid a verdict's reach is read on (5 registered)
 
 
-def registration_commit() -> str:
-    """The commit that added configs/protocol.yaml, or a phrase saying it is unknown (no git checkout)."""
+def registration_commit(name: str = "protocol.yaml") -> str:
+    """The commit that added configs/<name>, or a phrase saying it is unknown (no git checkout)."""
     try:
-        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h %cs", "--", "protocol.yaml"],
+        out = subprocess.run(["git", "log", "--diff-filter=A", "--format=%h %cs", "--", name],
                              cwd=CONFIG_DIR, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"

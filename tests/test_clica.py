@@ -100,6 +100,7 @@ def test_bad_clica_configs_exit_2_with_one_line(tmp_path, args, words):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # multi-process sweep; test_train_and_evaluate_from_the_command_line covers the default path
 def test_a_sweep_with_restarts_summarises_and_a_run_resumes(tmp_path):
     sweep = tmp_path / "sweep"
     run_rpm(["train", "-m", *TINY_CLICA, "prior=laplace,gaussian", "seed=10", "trainer.restarts=2",

@@ -55,6 +55,7 @@ def test_every_panel_is_drawn_and_saved(tiny_runs, tmp_path):
     assert Image.open(tmp_path / "fig1.png").size[0] > Image.open(tmp_path / "fig1a.png").size[0]
 
 
+@pytest.mark.slow  # the CLI path; test_every_panel_is_drawn_and_saved draws the same panels in-process
 def test_figures_cli_with_explicit_runs(tiny_runs, tmp_path):
     _, runs = tiny_runs
     proc = run_rpm(["figures", f"gaussian_run={runs['gaussian'][0]}", f"linear_run={runs['linear'][0]}",

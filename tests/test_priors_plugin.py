@@ -3,6 +3,8 @@ and every shipped prior passes one tiny train + evaluate."""
 import json
 import textwrap
 
+import pytest
+
 
 from rpm_cli.reproduction import prior_names
 from tests.helpers import TINY, run_rpm
@@ -43,6 +45,7 @@ def test_a_prior_added_outside_the_repo_trains_through_the_cli(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "error: prior.lengthscale must be a finite number > 0 (got -3)"
 
 
+@pytest.mark.slow  # 8 CLI trainings; test_priors.py steps every prior under Adam in-process
 def test_every_prior_trains_and_evaluates_from_the_cli(tmp_path):
     """One sweep over every prior in configs/prior/ (one process: the priors, not the start-up, are tested)."""
     sweep = tmp_path / "sweep"

@@ -45,6 +45,7 @@ def test_disk_full_while_caching_a_video_leaves_no_partial_file(tiny_cfg, tmp_pa
     assert not list((tmp_path / "cache").glob("*"))
 
 
+@pytest.mark.slow  # two concurrent processes
 def test_two_trainings_share_a_new_video_cache_at_once(tmp_path):
     cache = tmp_path / "cache"
     procs = [subprocess.Popen(["rpm", "train", *TINY, f"data.cache_dir={cache}", f"hydra.run.dir={tmp_path / name}"],

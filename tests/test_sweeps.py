@@ -108,6 +108,7 @@ def test_optuna_sweeper_minimises_slot_l2(tmp_path):
     assert len(list(sweep.rglob("evaluation.json"))) == 3
 
 
+@pytest.mark.slow  # a second multi-run sweep; test_basic_multirun_then_evaluate_and_figures covers the launcher
 def test_a_sweep_over_priors_is_summarised_on_a_categorical_axis(tmp_path):
     sweep = tmp_path / "priors"
     run_rpm(["train", "-m", *TINY, "trainer.epochs=1", "prior=gaussian,laplace,cosine", "evaluate=true",

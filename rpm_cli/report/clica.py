@@ -4,6 +4,7 @@ threshold) with Wilson intervals, medians with bootstrap intervals, the controls
 the registered rule."""
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from rpm_cli import CONFIG_DIR, stats
@@ -29,9 +30,14 @@ def collect_cells(root) -> dict[tuple[str, str], dict[int, dict]]:
     return cells
 
 
-def _rate(values, threshold: float) -> str:
+def _successes(values, threshold: float) -> tuple[int, int, float, float]:
+    """(k, n, low, high): seeds at or above the threshold, of n, with the Wilson interval of k/n."""
     k, n = sum(v >= threshold for v in values), len(values)
-    low, high = stats.wilson(k, n)
+    return (k, n, *stats.wilson(k, n))
+
+
+def _rate(values, threshold: float) -> str:
+    k, n, low, high = _successes(values, threshold)
     return f"{k}/{n} [{low:.2f}, {high:.2f}]"
 
 
@@ -53,8 +59,9 @@ def cell_table(cells: dict) -> str:
             lines.append(f"| {conditional} | {prior} | 0 | not run | | | | | |")
             continue
         mcc, r2 = _scores(runs, "mcc"), _scores(runs, "r2")
-        random = [stats.bootstrap_median(_scores(runs, s, lambda r: r["random_init"]))[0] for s in SCORES]
-        chance = [stats.bootstrap_median(_scores(runs, s, lambda r: r["chance"]))[0] for s in SCORES]
+        # Controls are reported as plain medians: no interval is read from them.
+        random = [np.median(_scores(runs, s, lambda r: r["random_init"])) for s in SCORES]
+        chance = [np.median(_scores(runs, s, lambda r: r["chance"])) for s in SCORES]
         lines.append(f"| {conditional} | {prior} | {len(runs)} | {_rate(mcc, t)} | {_median(mcc)} | {_rate(r2, t)} | "
                      f"{_median(r2)} | {random[0]:.2f}, {random[1]:.2f} | {chance[0]:.2f}, {chance[1]:.3f} |")
     return "\n".join(lines)
@@ -71,8 +78,7 @@ def verdicts(cells: dict) -> list[str]:
             predicted = cell[score]
             values = _scores(runs, score)
             if predicted == "high" and values:
-                k, n = sum(v >= t for v in values), len(values)
-                low, _ = stats.wilson(k, n)
+                k, n, low, _ = _successes(values, t)
                 holds = low > 0.5
                 lines.append(f"- {name}, {LABELS[score]} predicted high: {k}/{n} seeds ≥ {t:g}, Wilson lower bound "
                              f"{low:.2f} → **{'holds' if holds else 'fails'}**.")
@@ -82,10 +88,10 @@ def verdicts(cells: dict) -> list[str]:
                 mine = [runs[s]["test"][score] for s in shared]
                 theirs = [matched[s]["test"][score] for s in shared]
                 below.append((name, score, cell.than, len(shared), stats.wilcoxon_signed_rank(mine, theirs),
-                              stats.bootstrap_median([a - b for a, b in zip(mine, theirs)])[0]))
+                              float(np.median(np.subtract(mine, theirs)))))
             elif predicted == "none" and values:
                 lines.append(f"- {name}, {LABELS[score]}: no prediction (why: {cell.why}); median "
-                             f"{stats.bootstrap_median(values)[0]:.3f}, reported only.")
+                             f"{np.median(values):.3f}, reported only.")
     adjusted = stats.holm([b[4] for b in below]) if below else []
     for (name, score, than, n, p, shift), p_holm in zip(below, adjusted):
         holds = p_holm < alpha and shift < 0

@@ -5,7 +5,6 @@ import textwrap
 
 import pytest
 
-
 from rpm_cli.reproduction import prior_names
 from tests.helpers import TINY, run_rpm
 

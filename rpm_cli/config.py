@@ -38,7 +38,6 @@ DOMAINS: dict[str, Domain] = {
     "debug": BOOLEAN,
     "max_memory_gb": Domain(lambda c: f"a number of GB > 0 and <= {MAX_MEMORY_GB} or null (null: the memory available)",
                             lambda v, c: v is None or (is_num(v) and 0 < v <= MAX_MEMORY_GB)),
-    "objective.name": one_of("infonce", "supervised"),
     "trainer.optimizer": one_of("sgd", "adam"),
     "trainer.lr": number(0, 10, lo_open=True),
     "trainer.momentum": number(0, 1, hi_open=True),
@@ -112,6 +111,17 @@ def validate_encoder(cfg: DictConfig, dataset_cls) -> None:
     check_reads(cls, dataset_cls)
 
 
+def validate_objective(cfg: DictConfig):
+    """The objective's keys (its constructor checks each, in one line) and whether a prior is set as it needs."""
+    from rpm_cli.models.objectives import build_objective, require_prior
+
+    if not OmegaConf.is_dict(cfg.get("objective")):
+        raise UserError("objective must be a config group option such as objective=infonce")
+    objective = build_objective(cfg.objective, reduction=cfg.trainer.loss_reduction)
+    require_prior(objective, cfg.get("prior"))
+    return objective
+
+
 def check_resolves(cfg: DictConfig) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
@@ -129,7 +139,7 @@ def leaf_keys(node, prefix: str = "", stop=()):
             yield path
 
 
-def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.", "data.", "encoder.")) -> None:
+def refuse_unknown_keys(cfg: DictConfig, known, free=("prior.", "data.", "encoder.", "objective.")) -> None:
     """A key nothing reads (added with +key=value, say `+trainer.threadsx=1`) is a typo, not a setting.
     Keys under `free` belong to plug-ins, which check their own (a plug-in's constructor takes exactly its keys)."""
     for key in leaf_keys(cfg, stop=free):
@@ -162,7 +172,7 @@ def validate_train(cfg: DictConfig) -> None:
     """Raise UserError naming the first key whose value is outside its domain; then check the budget."""
     check_pairing(cfg)
     check_resolves(cfg)
-    refuse_unknown_keys(cfg, {*DOMAINS, "prior", "resume"})
+    refuse_unknown_keys(cfg, {*DOMAINS, "prior", "objective", "resume"})
     for key in ("seed", "evaluate", "sweep_metric", "debug", "max_memory_gb"):
         check(cfg, key)
     dataset_cls = validate_data(cfg)
@@ -171,19 +181,14 @@ def validate_train(cfg: DictConfig) -> None:
         for key in [k for k in DOMAINS if k.startswith(section) and k != "trainer.batch_size"]:
             check(cfg, key)
     check(cfg, "trainer.batch_size")
-    supervised = cfg.objective.name == "supervised"
-    if supervised and cfg.get("prior") is not None:
-        raise UserError("prior must be null with objective=supervised (the supervised baseline has no f_θ); "
-                        f"got prior {cfg.prior.get('name')!r}")
-    if not supervised and cfg.get("prior") is None:
-        raise UserError("prior must be set with objective=infonce (e.g. prior=gaussian)")
+    objective = validate_objective(cfg)
     from rpm_cli.loggers import check_available
 
     check_available(cfg.logger.name)
     if cfg.sweep_metric not in ("auto", "loss") and cfg.sweep_metric not in dict(dataset_cls.table):
         raise UserError(f"sweep_metric must be auto, loss or a score data={dataset_cls.name} reports: "
                         f"{', '.join(dict(dataset_cls.table))} (got {cfg.sweep_metric!r})")
-    if not supervised:
+    if objective.has_prior:
         from rpm_cli.data.build import build_dataset
         from rpm_cli.models.build import build_encoder
         from rpm_cli.models.priors import build_prior
@@ -191,7 +196,8 @@ def validate_train(cfg: DictConfig) -> None:
         dataset = build_dataset(cfg.data)
         encoder = build_encoder(cfg.encoder, dataset)
         a, _ = encoder.latent_affine(dataset.length_unit)
-        build_prior(cfg.prior, dim=encoder.latent_dim, scale=dataset.length_unit / a)  # its own checks, one line
+        # Its own checks, one line; then whether the objective can train it.
+        objective.check_prior(build_prior(cfg.prior, dim=encoder.latent_dim, scale=dataset.length_unit / a))
     if cfg.trainer.device == "cuda":
         import torch
 
@@ -211,9 +217,11 @@ def train_domains(cfg: DictConfig) -> dict[str, Domain]:
     """Every key of this config's `rpm train` with its domain: the framework's, its dataset's and encoder's."""
     from rpm_cli.data.build import dataset_class
     from rpm_cli.models.build import encoder_class
+    from rpm_cli.models.objectives import objective_class
 
     return {**DOMAINS, **plugin_domains("data", dataset_class(cfg.data)),
-            **plugin_domains("encoder", encoder_class(cfg.encoder))}
+            **plugin_domains("encoder", encoder_class(cfg.encoder)),
+            **plugin_domains("objective", objective_class(cfg.objective))}
 
 
 def domain_table() -> str:
@@ -221,10 +229,11 @@ def domain_table() -> str:
     encoder's own (tests keep the two equal)."""
     from rpm_cli.data.build import REGISTRY as DATASETS
     from rpm_cli.models.build import REGISTRY as ENCODERS
+    from rpm_cli.models.objectives import REGISTRY as OBJECTIVES
 
     lines = ["| key | allowed values |", "|---|---|"]
     lines += [f"| `{key}` | {domain.describe(None)} |" for key, domain in DOMAINS.items()]
-    for section, registry in (("data", DATASETS), ("encoder", ENCODERS)):
+    for section, registry in (("data", DATASETS), ("encoder", ENCODERS), ("objective", OBJECTIVES)):
         for name, cls in registry.items():
             lines += [f"| `{key}` ({section}={name}) | {domain.describe(None)} |"
                       for key, domain in plugin_domains(section, cls).items()]

@@ -40,6 +40,9 @@ CHECKPOINT_FORMAT = "rpm-checkpoint-v1"
 BALLS_TARGET = "rpm_cli.data.balls_dataset.BallsDataset"
 COM_CNN_TARGET = "rpm_cli.models.encoder.CentreOfMassEncoder"
 OLDER_TARGETS = (BALLS_TARGET, COM_CNN_TARGET)  # the plug-ins whose keys ADDED_KEYS names
+# Objectives before they were plug-ins: a name only.
+OBJECTIVE_TARGETS = {"infonce": "rpm_cli.models.objectives.InfoNCE",
+                     "supervised": "rpm_cli.models.objectives.Supervised"}
 
 
 @contextlib.contextmanager
@@ -99,7 +102,7 @@ def upgrade_config(config: dict) -> dict:
     """A checkpoint's resolved config in today's layout; configs written today pass through unchanged.
 
     Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, a name that
-    nothing read (`trainer.name`), and no `_target_` for their dataset and encoder; keys added since get the
+    nothing read (`trainer.name`), and no `_target_` for their dataset, encoder and objective; keys added since get the
     values those runs behaved as.
     """
     config = copy.deepcopy(config)
@@ -111,6 +114,8 @@ def upgrade_config(config: dict) -> dict:
     trainer.pop("name", None)
     if config["objective"]["name"] == "supervised":
         config["prior"] = None
+    if "_target_" not in config["objective"]:
+        config["objective"] = {"_target_": OBJECTIVE_TARGETS[config["objective"]["name"]], **config["objective"]}
     if "_target_" not in data:  # written before datasets and encoders were plug-ins: the balls and com_cnn
         data.update(_target_=BALLS_TARGET, name="balls", prior_lengthscale=data["ball_diameter"])
         config["encoder"].setdefault("_target_", COM_CNN_TARGET)

@@ -1,4 +1,5 @@
-"""`rpm train`: InfoNCE under a prior f_θ, or the supervised baseline, on a dataset's training pairs.
+"""`rpm train`: an objective (InfoNCE or the RPM's ELBO under a prior f_θ, or the supervised baseline) on a
+dataset's training pairs.
 
 `train(cfg, run_dir)` is the plain function (tests call it); the Hydra app around it is in apps.py.
 """
@@ -18,7 +19,6 @@ from rpm_cli.errors import TrainingDiverged
 from rpm_cli.loggers import build_logger
 from rpm_cli.models.build import batch_source, build_encoder, pick_device
 from rpm_cli.models.model import Model
-from rpm_cli.objectives import info_nce_estimate, negatives
 from rpm_cli.resume import state_to_continue
 from rpm_cli.layout import CHECKPOINT, METRICS, STARTS
 from rpm_cli.runs import run_lock, save_checkpoint
@@ -100,12 +100,12 @@ class Trainer:
         """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
         t_cfg, batch = self.cfg.trainer, self.cfg.trainer.batch_size
         model.train()
-        started, losses = time.perf_counter(), []
+        started, losses, terms = time.perf_counter(), [], []
         order = torch.randperm(self.n_pairs, generator=sampler)
         for step in range(self.steps_per_epoch):
             pairs = order[step * batch:(step + 1) * batch].to(self.device)
             index = torch.cat([self.first[pairs], self.second[pairs]])
-            loss = model.loss(self.batch(index), self.latents[index])
+            loss, batch_terms = model.loss_terms(self.batch(index), self.latents[index])
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                        + _kept(self.run_dir, epochs_kept))
@@ -116,6 +116,7 @@ class Trainer:
                 raise TrainingDiverged(f"a parameter became non-finite at epoch {epoch + 1}, step {step + 1}; "
                                        + _kept(self.run_dir, epochs_kept))
             losses.append(loss.item())
+            terms.append({k: float(v) for k, v in batch_terms.items()})
             if logger is not None:
                 logger.log_step(epoch * self.steps_per_epoch + step + 1, {"loss": losses[-1], **model.summary()})
             bar.update()
@@ -123,14 +124,10 @@ class Trainer:
                 k: f"{v:.3g}" for k, v in model.summary().items()})
         seconds = time.perf_counter() - started
         mean_loss = float(np.mean(losses))
-        metrics = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
-                   "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary()}
-        if not model.supervised:
-            # I_N of Eq. 6 with N = B - 1 negatives, from training-mode batches: a finite-batch estimate.
-            per_pair = mean_loss / batch if t_cfg.loss_reduction == "sum" else mean_loss
-            metrics["infonce_estimate"] = info_nce_estimate(per_pair, batch)
-            metrics["negatives"] = negatives(batch)
-        return metrics
+        mean_terms = {k: float(np.mean([t[k] for t in terms])) for k in (terms[0] if terms else {})}
+        return {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
+                "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
+                **model.objective.epoch_metrics(mean_loss, mean_terms, batch, t_cfg.loss_reduction)}
 
 
 def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:
@@ -192,7 +189,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
         done = len(state.get("starts", [])) * select_epochs
     else:  # the discarded starts, then the chosen start's epochs
         done = (restarts - 1) * select_epochs + state["epoch"]
-    name = "supervised" if cfg.objective.name == "supervised" else cfg.prior.get("name", "prior")
+    name = cfg.objective.get("name", "objective") + (f" {cfg.prior.get('name', 'prior')}" if cfg.get("prior") else "")
     bar = tqdm(total=((restarts - 1) * select_epochs + t_cfg.epochs) * trainer.steps_per_epoch,
                initial=done * trainer.steps_per_epoch, disable=not t_cfg.progress, desc=f"train {name}",
                unit="step", dynamic_ncols=True)

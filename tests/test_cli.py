@@ -67,7 +67,7 @@ BAD_TRAIN = [
     (["prior=nosuch"], "prior must be one of: cosine, dynamics, gaussian, gaussian_slots, laplace, linear, mlp"),
     (["trainer=nosuch"], "trainer must be one of: clica, paper, tuned"),
     (["experiment=nosuch"], "experiment must be one of: paper"),
-    (["objective=nosuch"], "objective must be one of: infonce, supervised"),
+    (["objective=nosuch"], "objective must be one of: infonce, rpm, supervised"),
     (["objective=supervised", "prior=linear"], "prior must be null with objective=supervised"),
     (["prior.lengthscale=-1"], "prior.lengthscale must be a finite number > 0 (got -1)"),
     (["prior.lengthscale=0"], "prior.lengthscale must be a finite number > 0"),

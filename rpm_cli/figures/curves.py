@@ -7,10 +7,14 @@ import numpy as np
 from matplotlib.ticker import FormatStrFormatter
 
 from rpm_cli.layout import METRICS_BOOKKEEPING
+from rpm_cli.models.objectives import REGISTRY as OBJECTIVES
+from rpm_cli.models.objectives import Objective
 from rpm_cli.plotting import plt, save_png
 
 PARAMETER_LABELS = {"lengthscale_px": "θ (px)", "weight_norm": "‖W‖", "dof": "ν (dof)", "temperature": "τ",
                     "offset_px": "‖offset‖ (px)", "transition_dev": "‖A − I‖"}
+# An objective's per-epoch terms drawn beside its loss, not as parameters (objective=rpm).
+LOSS_TERMS = ("elbo", "elbo_eq14", "q_gain")
 HELD_OUT_LABELS = {"val_slot_l2_px": "slot L2 (each map → its ball)", "val_readout_l2_px": "joint L2 (all of z)"}
 
 
@@ -20,7 +24,7 @@ def learned_parameters(metrics: list[dict]) -> list[str]:
     keys = []
     for line in metrics:
         for key, value in line.items():
-            if (key not in keys and key not in METRICS_BOOKKEEPING and not key.startswith("val_")
+            if (key not in keys and key not in METRICS_BOOKKEEPING and key not in LOSS_TERMS and not key.startswith("val_")
                     and isinstance(value, (int, float)) and not isinstance(value, bool)):
                 keys.append(key)
     return keys
@@ -38,8 +42,7 @@ def _series(metrics: list[dict], key: str, scale: float = 1.0) -> tuple[list, li
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _draw_loss(ax, metrics, starts, batch_size, objective, per_pair) -> None:
-    supervised = objective == "supervised"
+def _draw_loss(ax, metrics, starts, batch_size, objective: type[Objective], per_pair) -> None:
     chosen = starts.get("chosen") if starts else None
     for s in (starts or {}).get("starts", []):
         if s.get("start") == chosen:
@@ -58,20 +61,19 @@ def _draw_loss(ax, metrics, starts, batch_size, objective, per_pair) -> None:
             ax.axvline(at, color="0.4", ls=":", lw=0.8)
             ax.annotate("start chosen", (at, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
                         textcoords="offset points", fontsize=7, color="0.3")
-    if not supervised and batch_size and batch_size > 2:
+    epochs_eq14, eq14 = _series(metrics, "elbo_eq14", -1.0)
+    if eq14 and any(m.get("q_gain") for m in metrics):  # a posterior other than Eq. 14's: what it buys
+        ax.plot(epochs_eq14, eq14, color="C1", lw=1.2, ls="--", label="−ELBO with Q of Eq. 14")
+    if objective.chance_is_log_n and batch_size and batch_size > 2:
         ceiling = math.log(batch_size - 1)
         ax.axhline(ceiling, color="C3", ls="--", lw=1,
                    label=f"log N = {ceiling:.2f} (N = B − 1 = {batch_size - 1} negatives; I_N = 0)")
     ax.set_xlabel("epoch")
-    if supervised:
-        ax.set_ylabel("MSE loss")
-        ax.set_title("supervised MSE loss")
-        if loss and min(loss) > 0 and max(loss) / min(loss) > 30:
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-    else:
-        ax.set_ylabel("InfoNCE loss" + (" per pair" if per_pair != 1.0 else ""))
-        ax.set_title("InfoNCE loss (log N − I_N)")
+    ax.set_ylabel(objective.loss_axis + (" per pair" if per_pair != 1.0 else ""))
+    ax.set_title(objective.loss_label)
+    if not objective.has_prior and loss and min(loss) > 0 and max(loss) / min(loss) > 30:  # an MSE
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.legend(fontsize=7, loc="best")
 
 
@@ -111,11 +113,13 @@ def _draw_held_out(ax, metrics, keys) -> None:
 
 
 def curves_figure(metrics: list[dict], starts: dict | None = None, *, batch_size: int | None = None,
-                  objective: str = "infonce", loss_reduction: str = "mean", title: str | None = None):
+                  objective: str | type[Objective] = "infonce", loss_reduction: str = "mean",
+                  title: str | None = None):
     """The figure of draw_curves (the caller saves or closes it). Panels: loss, learned parameters and, when
     metrics holds val_*_px scores, held-out L2.
 
-    `objective` is "infonce" or "supervised" (an MSE loss: no log N line). `batch_size` B gives the InfoNCE
+    `objective` is the run's Objective class or its name ("infonce", "rpm", "supervised"): it labels the loss
+    and says whether log N is drawn. `batch_size` B gives the InfoNCE
     ceiling log N, N = B - 1 (else a logged "batch_size" or "negatives" key is used). With loss_reduction="sum" the logged
     losses are B times the per-pair loss and are divided by B so they compare with log N.
     """
@@ -128,6 +132,7 @@ def curves_figure(metrics: list[dict], starts: dict | None = None, *, batch_size
     n_panels = 3 if held_out else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(4.6 * n_panels, 3.6), squeeze=False)
     axes = axes[0]
+    objective = OBJECTIVES[objective] if isinstance(objective, str) else objective
     _draw_loss(axes[0], metrics, starts, batch_size, objective, per_pair)
     _draw_parameters(axes[1], metrics)
     if held_out:
@@ -142,7 +147,8 @@ def curves_figure(metrics: list[dict], starts: dict | None = None, *, batch_size
 
 
 def draw_curves(metrics: list[dict], starts: dict | None, out_path, *, batch_size: int | None = None,
-                objective: str = "infonce", loss_reduction: str = "mean", title: str | None = None) -> Path:
+                objective: str | type[Objective] = "infonce", loss_reduction: str = "mean",
+                title: str | None = None) -> Path:
     """curves.png from a run's metrics.jsonl lines and starts.json (or None); see curves_figure."""
     fig = curves_figure(metrics, starts, batch_size=batch_size, objective=objective,
                         loss_reduction=loss_reduction, title=title)

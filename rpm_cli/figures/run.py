@@ -19,7 +19,7 @@ def map_frame_indices(n_frames: int, count: int = MAP_FRAMES) -> np.ndarray:
 
 def _curves(run: Run) -> Path:
     return draw_curves(run.metrics, run.starts, run.run_dir / "curves.png", batch_size=run.cfg.trainer.batch_size,
-                       objective=run.cfg.objective.name, loss_reduction=run.cfg.trainer.loss_reduction,
+                       objective=type(run.model.objective), loss_reduction=run.cfg.trainer.loss_reduction,
                        title=str(run.run_dir))
 
 

@@ -14,6 +14,7 @@ class DynamicsPrior(Prior):
     """
 
     name = "dynamics"
+    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, learn_lengthscale: bool = True):
         super().__init__(dim, scale)
@@ -26,6 +27,9 @@ class DynamicsPrior(Prior):
         predicted = z @ self.transition.T + self.offset
         sq_dist = pairwise_diff(predicted, z_next).pow(2).sum(-1)
         return -0.5 * sq_dist * torch.exp(-2 * self.log_lengthscale)
+
+    def gaussian_form(self):
+        return self.transition, self.offset, torch.exp(-2 * self.log_lengthscale).expand(self.dim)
 
     def summary(self) -> dict[str, float]:
         eye = torch.eye(self.dim, dtype=self.transition.dtype, device=self.transition.device)

@@ -12,6 +12,7 @@ class GaussianPrior(Prior):
     """
 
     name = "gaussian"
+    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, learn_lengthscale: bool = True):
         super().__init__(dim, scale)
@@ -23,6 +24,9 @@ class GaussianPrior(Prior):
         # Written as the runs before the prior family were (θ² in the denominator): the same floats, so the
         # same trajectories, to the last digit.
         return -sq_dist / (2 * self.log_lengthscale.exp() ** 2)
+
+    def gaussian_form(self):
+        return None, None, torch.exp(-2 * self.log_lengthscale).expand(self.dim)
 
     def summary(self) -> dict[str, float]:
         return {"lengthscale_px": float(self.log_lengthscale.detach().exp()) * self.scale}

@@ -18,6 +18,7 @@ class GaussianSlotsPrior(Prior):
     """
 
     name = "gaussian_slots"
+    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, per: str = "slot",
                  learn_lengthscale: bool = True):
@@ -31,11 +32,16 @@ class GaussianSlotsPrior(Prior):
         self.log_lengthscale = torch.nn.Parameter(torch.full((n,), log_theta),
                                                   requires_grad=flag("learn_lengthscale", learn_lengthscale))
 
-    def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+    def precision(self) -> torch.Tensor:
+        """1/θ² per latent dimension."""
         inv_var = torch.exp(-2 * self.log_lengthscale)
-        if self.per == "slot":
-            inv_var = inv_var.repeat_interleave(2)  # (x, y) of slot k share θ_k
-        return -0.5 * (pairwise_diff(z, z_next).pow(2) * inv_var).sum(-1)
+        return inv_var.repeat_interleave(2) if self.per == "slot" else inv_var  # (x, y) of slot k share θ_k
+
+    def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (pairwise_diff(z, z_next).pow(2) * self.precision()).sum(-1)
+
+    def gaussian_form(self):
+        return None, None, self.precision()
 
     def summary(self) -> dict[str, float]:
         theta_px = (self.log_lengthscale.detach().exp() * self.scale).tolist()

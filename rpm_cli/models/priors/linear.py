@@ -15,6 +15,7 @@ class LinearPrior(Prior):
     """
 
     name = "linear"
+    closed_form_z = True
 
     def __init__(self, dim: int, scale: float, init_std: float = 0.1):
         super().__init__(dim, scale)
@@ -22,6 +23,10 @@ class LinearPrior(Prior):
 
     def log_f(self, z: torch.Tensor, z_next: torch.Tensor) -> torch.Tensor:
         return z @ self.weight @ z_next.T
+
+    def log_expected_f(self, z, mean_next, var_next):
+        # E exp(zᵀW z') over z' ~ N(μ, diag v) = exp(zᵀWμ + ½ Σ_d v_d (Wᵀz)_d²), the Gaussian's moment generator.
+        return z @ self.weight @ mean_next.T + 0.5 * ((z @ self.weight).pow(2) * var_next).sum(-1, keepdim=True)
 
     def summary(self) -> dict[str, float]:
         return {"weight_norm": float(self.weight.detach().norm())}

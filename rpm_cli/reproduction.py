@@ -45,6 +45,15 @@ def clica_dir(root, conditional: str, prior: str) -> Path:
     return Path(root) / "clica" / conditional / prior
 
 
+# objective=rpm against InfoNCE (configs/rpm_protocol.yaml, scripts/rpm_study.sh):
+# `<root>/rpm/<posterior>/<prior>/seed-<N>`, beside the InfoNCE runs of `<root>/tuned/<prior>/`.
+RPM_PROTOCOL = OmegaConf.load(CONFIG_DIR / "rpm_protocol.yaml")
+
+
+def rpm_dir(root, posterior: str, prior: str) -> Path:
+    return Path(root) / "rpm" / posterior / prior
+
+
 def prior_names() -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / "prior").glob("*.yaml"))
 

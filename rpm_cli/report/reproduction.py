@@ -14,10 +14,11 @@ from rpm_cli.atomic import write_text
 from rpm_cli.layout import METRICS_BOOKKEEPING
 from rpm_cli.errors import UserError
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (FIG1_METHODS, PRESETS, PROTOCOL, REPORTING_SEEDS, TUNED_SHIFT, TUNING_SEEDS,
+from rpm_cli.reproduction import (FIG1_METHODS, PRESETS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, TUNED_SHIFT, TUNING_SEEDS,
                                   method_override)
 from rpm_cli.report.ablations import ablation_sections
 from rpm_cli.report.clica import clica_section
+from rpm_cli.report.rpm_objective import rpm_section
 from rpm_cli.report.confidence import study_section
 from rpm_cli.report.records import METRICS, collect, fmt, stat, sweeps_under, test_scores
 from rpm_cli.report.verdicts import FAIL_FRACTION, JOINT_FACTOR, SLOT_TARGET_PX, prior_verdicts, selected, verdicts
@@ -221,6 +222,8 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         f"batches of the training batch size (N = B − 1 negatives; at most log N = {np.log(batch - 1):.2f}).\n\n"
         + priors_section(found, figure_preset) + "\n\n" + "\n".join(prior_verdicts(found, figure_preset))
         + ("\n\n![P(z'|z) per prior](figures/priors.png)" if priors_figure.exists() else ""),
+        *([f"## objective=rpm: a learned posterior beside InfoNCE\n\n{rpm}"]
+          if (rpm := rpm_section(root, registered_arms(found).get(RPM_PROTOCOL.preset, {}))) else []),
         *([f"## A second world: what each prior recovers (data=clica)\n\n{clica}"] if (clica := clica_section(root)) else []),
         "## Theory\n\n" + theory_summary(root),
         "## How the tuned recipe was found\n\nGaussian f_θ, full size, tuning seeds only, each run scored on the "

@@ -1,0 +1,133 @@
+"""REPORT.md's section on objective=rpm against InfoNCE (configs/rpm_protocol.yaml, scripts/rpm_study.sh):
+per arm the success count with a Wilson interval, catastrophic failures, the median slot L2 of its tracked
+seeds and the median q_gain with bootstrap intervals; each RPM arm against InfoNCE with the same prior on the
+same seeds (exact McNemar; Mann-Whitney on precision), q_gain against 0 (Wilcoxon signed-rank), Holm over
+each family; the registered predictions, each marked held or not."""
+import math
+from pathlib import Path
+
+from rpm_cli import stats
+from rpm_cli.records import is_evaluated, run_record
+from rpm_cli.report.confidence import (PRECISE, TRACKS, _precision, _verdict_words, arm_row, registration_commit,
+                                       success_p, tracked)
+from rpm_cli.reproduction import PROTOCOL, RPM_PROTOCOL, rpm_dir
+
+THRESHOLD = PROTOCOL.primary_endpoint.threshold_px
+
+
+def collect_rpm(root) -> dict[tuple[str, str], list[dict]]:
+    """{(posterior, prior): [run records with seed]} of the evaluated runs of the study, in seed order."""
+    cells = {}
+    for posterior in RPM_PROTOCOL.posteriors:
+        for prior in RPM_PROTOCOL.priors:
+            dirs = [e.parent for e in sorted(rpm_dir(root, posterior, prior).glob("seed-*/evaluation.json"))]
+            runs = [{**run_record(d), "seed": int(d.name.removeprefix("seed-"))} for d in dirs if is_evaluated(d)]
+            if runs:
+                cells[posterior, prior] = sorted(runs, key=lambda r: r["seed"])
+    return cells
+
+
+def q_gain(run: dict) -> float:
+    return run["final_train"]["q_gain"]
+
+
+def _median(values, digits=3) -> str:
+    median, low, high = stats.bootstrap_median(values)
+    return "—" if math.isnan(median) else f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _comparisons(cells, infonce) -> list[dict]:
+    rows = []
+    for (posterior, prior), runs in cells.items():
+        seeds = {r["seed"] for r in runs}
+        reference = [r for r in infonce.get(prior, []) if r["seed"] in seeds]
+        if not reference:
+            continue
+        precise = [_precision(x, THRESHOLD) for x in (runs, reference)]
+        rows.append({"label": f"rpm ({posterior} Q), {prior}", "a": runs, "b": reference, "prior": prior,
+                     "posterior": posterior, "success_p": success_p(runs, reference, THRESHOLD),
+                     "precision_p": (stats.mann_whitney(*precise) if min(map(len, precise)) >= 3 else math.nan)})
+    for family in ("success_p", "precision_p"):
+        for row, adjusted in zip(rows, stats.holm([row[family] for row in rows])):
+            row[family + "_holm"] = adjusted
+    return rows
+
+
+def _rate(runs) -> float:
+    return sum(tracked(r, THRESHOLD) for r in runs) / len(runs)
+
+
+def _gain_tests(cells) -> dict[tuple[str, str], tuple[float, float]]:
+    """(p, Holm p) of q_gain against 0 for the arms with a learned posterior."""
+    learned = {key: [q_gain(r) for r in runs] for key, runs in cells.items() if key[0] != "recognition"}
+    raw = {key: stats.wilcoxon_signed_rank(gains, [0.0] * len(gains)) for key, gains in learned.items()}
+    return {key: (p, adjusted) for (key, p), adjusted in zip(raw.items(), stats.holm(list(raw.values())))}
+
+
+def _predictions(cells, rows, gains) -> list[str]:
+    out = []
+    for (posterior, prior), runs in cells.items():
+        if prior == "linear":
+            k, n = sum(tracked(r, THRESHOLD) for r in runs), len(runs)
+            high = stats.wilson(k, n)[1]
+            held = high < RPM_PROTOCOL.rescue_ceiling
+            out.append(f"- linear not rescued by the {posterior} Q: {k}/{n}, Wilson upper bound {high:.0%} "
+                       f"{'<' if held else '≥'} {RPM_PROTOCOL.rescue_ceiling:.0%}: **{'held' if held else 'failed'}**.")
+    for row in rows:
+        if row["prior"] != "linear":
+            held = row["success_p_holm"] > RPM_PROTOCOL.alpha
+            out.append(f"- {row['prior']}, {row['posterior']} Q: no difference in success rate from InfoNCE "
+                       f"(Holm p = {row['success_p_holm']:.3g}): **{'held' if held else 'failed'}**.")
+    for (posterior, prior), (p, adjusted) in gains.items():
+        median = stats.bootstrap_median([q_gain(r) for r in cells[posterior, prior]])[0]
+        held = 0 < median < RPM_PROTOCOL.small_gain_nats and adjusted <= RPM_PROTOCOL.alpha
+        out.append(f"- q_gain of the {posterior} Q under {prior}: median {median:.4f} nats per pair, Wilcoxon "
+                   f"p = {p:.3g} (Holm {adjusted:.3g}); positive and below {RPM_PROTOCOL.small_gain_nats:g}: "
+                   f"**{'held' if held else 'failed'}**.")
+    return out
+
+
+def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
+    """The section, from the study's runs under root and the InfoNCE runs {prior: [records]} of the
+    registered study; None when the study has no evaluated run."""
+    cells = collect_rpm(Path(root))
+    if not cells:
+        return None
+    n = RPM_PROTOCOL.n_seeds
+    short = [f"{q} {p} ({len(r)})" for (q, p), r in cells.items() if len(r) < n]
+    lines = [f"Registered in {registration_commit('rpm_protocol.yaml')} (configs/rpm_protocol.yaml) before any "
+             f"objective=rpm run on reporting seeds; `OUT={root} bash scripts/rpm_study.sh`, then `rpm report`. "
+             f"objective=rpm's defaults as written (σ = {cells[next(iter(cells))][0]['config']['objective']['sigma_px']:g} px, "
+             f"fixed), the {RPM_PROTOCOL.preset} recipe, the first {n} reporting seeds; InfoNCE rows are the "
+             f"registered study's runs of the same prior on the same seeds. Every ball tracked: each ball's matched "
+             f"error on the test video below {THRESHOLD:g} px; q_gain: the last epoch's ELBO under the learned Q "
+             f"minus under Eq. 14's, nats per pair (0 by construction for the recognition Q)."
+             + (f" **Incomplete**: {', '.join(short)} of {n} seeds." if short else ""), "",
+             "| arm | n | every ball tracked | rate [Wilson 95 %] | marginal failures | catastrophic "
+             "| median slot L2 when tracked, px [bootstrap 95 %] | median q_gain [bootstrap 95 %] |",
+             "|---|---|---|---|---|---|---|---|"]
+    for prior in RPM_PROTOCOL.priors:
+        seeds = {r["seed"] for (q, p), runs in cells.items() if p == prior for r in runs}
+        reference = [r for r in infonce.get(prior, []) if r["seed"] in seeds]
+        arms = [(f"InfoNCE, {prior}", reference, None)] if reference else []
+        arms += [(f"rpm ({q} Q), {prior}", cells[q, p], [q_gain(r) for r in cells[q, p]])
+                 for q in RPM_PROTOCOL.posteriors for p in [prior] if (q, p) in cells]
+        lines += [arm_row(name, runs)[:-1] + f" {'—' if gains is None else _median(gains, 4)} |"
+                  for name, runs, gains in arms]
+    rows = _comparisons(cells, infonce)
+    lines += ["", "| comparison (against InfoNCE, same prior and seeds) | every ball tracked: p (exact McNemar) "
+              "| Holm | verdict | slot L2 when tracked: p (Mann–Whitney) | Holm | verdict |", "|---" * 7 + "|"]
+    for row in rows:
+        paired = len({r["seed"] for r in row["a"]} & {r["seed"] for r in row["b"]})
+        words = _verdict_words(paired, row["success_p_holm"], _rate(row["a"]) > _rate(row["b"]), TRACKS, "InfoNCE")
+        medians = [stats.bootstrap_median(_precision(x, THRESHOLD))[0] for x in (row["a"], row["b"])]
+        precise = ("no test (fewer than 3 tracked seeds in an arm)" if math.isnan(row["precision_p_holm"]) else
+                   _verdict_words(paired, row["precision_p_holm"], medians[0] < medians[1], PRECISE, "InfoNCE"))
+        lines.append(f"| {row['label']} | {row['success_p']:.3g} | {row['success_p_holm']:.3g} | {words} "
+                     f"| {_p(row['precision_p'])} | {_p(row['precision_p_holm'])} | {precise} |")
+    lines += ["", "Registered predictions:", *_predictions(cells, rows, _gain_tests(cells))]
+    return "\n".join(lines)
+
+
+def _p(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.3g}"

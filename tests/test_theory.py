@@ -185,6 +185,10 @@ def test_one_patch_of_partner_covariance_reaches_every_closed_form(monkeypatch):
     ("eps_sweep.grid", [1.0, 0.0]), ("eps_sweep.fixed_prior", "uniform"), ("appc.pairs", 1),
     ("critic.theta", 0.0), ("seed", -1), ("plot.theta_range", [5.0, 0.2]),
     ("empirical.classifier_samples", 4096), ("optimal_prior.perturbations", [0.1]),
+    ("free_posterior.pairs", 0), ("free_posterior.samples", 10), ("free_posterior.gap_samples", 1.5),
+    ("free_posterior.random_q", 0), ("free_posterior.prior_perturbation", -1.0),
+    ("free_posterior.eps_grid", [0.1]), ("free_posterior.eps_grid", [0.1, 0.1]),
+    ("free_posterior.eps_grid", [1.0, 0.0]),
 ])
 def test_bad_values_raise_one_line_user_errors_naming_the_key(key, value):
     cfg = load_cfg()
@@ -216,7 +220,7 @@ def test_small_run_unshared_writes_everything_and_every_check_passes(tmp_path):
     assert not [c["name"] for c in res["checks"] if c["passed"] is False], format_table(res)
     assert sum(c["passed"] is True for c in res["checks"]) >= 30
     for name in ("theory.json", "THEORY.md", "info_nce_vs_n.png", "info_nce_vs_n.pdf", "kl_elbo_vs_eps.png",
-                 "i_inf_theta.png", "appc_elbo_logp.pdf", "optimal_prior_perturbation.png"):
+                 "i_inf_theta.png", "appc_elbo_logp.pdf", "optimal_prior_perturbation.png", "free_posterior_gap.png"):
         assert (tmp_path / name).is_file(), name
     data = json.loads((tmp_path / "theory.json").read_text())
     assert len(data["checks"]) == len(res["checks"])

@@ -23,6 +23,8 @@ PRODUCTS = [
     (("elbo.samples", "model.dz"), 16_000_000),
     (("infonce_prior.samples", "model.dz"), 16_000_000),
     (("appc.pairs", "appc.gap_samples", "model.dz"), 16_000_000),
+    (("free_posterior.samples", "free_posterior.pairs", "model.dz"), 16_000_000),
+    (("free_posterior.gap_samples", "free_posterior.pairs", "model.dz"), 16_000_000),
     (("empirical.classifier_samples", "appc.pairs", "appc.pairs"), 2_000_000),
     (("empirical.mixture_components", "empirical.mixture_points"), 64_000_000),
     (("learn.batch_size", "learn.batch_size", "learn.seeds"), 4_000_000),

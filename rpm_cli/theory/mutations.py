@@ -2,7 +2,8 @@
 
 `python -m rpm_cli.theory.mutations` runs the lab at REDUCED for each bug and writes mutation_table.md (bug →
 the checks that failed), which THEORY.md includes as documentation; tests/test_theory_mutations.py requires every
-bug to make at least one counted check fail (a failing check, not an exception), not the table to match."""
+bug to make at least one counted check fail (a failing check, not an exception), and a bug that names `guards`
+(the checks written to catch it) to fail each of them; it does not require the table to match."""
 import contextlib
 import math
 import sys
@@ -14,7 +15,7 @@ from unittest import mock
 import numpy as np
 from omegaconf import OmegaConf
 
-from rpm_cli.theory import critics, empirical, gaussian, limits, linalg, montecarlo
+from rpm_cli.theory import critics, elbo_likelihood_slope, empirical, gaussian, limits, linalg, montecarlo, posterior
 from rpm_cli.theory.lab import run_claims, validate_theory
 
 # the lab at a few seconds a run: small samples, the same structure
@@ -29,6 +30,7 @@ REDUCED = {
     "appc.pairs": 12, "appc.eps_grid": [1.0, 0.3, 0.01], "appc.samples": 512, "appc.gap_samples": 2048,
     "empirical.classifier_samples": 32, "empirical.mixture_components": 20_000, "empirical.mixture_points": 16,
     "empirical.mixture_groups": 20, "empirical.normalisation_samples": 100_000,
+    "free_posterior.pairs": 8, "free_posterior.samples": 2048, "free_posterior.gap_samples": 8192,
     "plot.theta_points": 20,
 }
 TABLE = Path(__file__).with_name("mutation_table.md")
@@ -39,6 +41,7 @@ class Mutation:
     name: str
     where: str
     patches: Callable       # () -> list of (object, attribute, replacement)
+    guards: tuple = ()      # checks written to catch this bug: each must fail under it (the test requires it)
 
 
 def _log_const_wrong_sign(cov):
@@ -74,6 +77,31 @@ def _mixture_without_one_over_m(z, centres, eps):
     return _ORIGINAL_MIXTURE(z, centres, eps) + math.log(centres.shape[0])
 
 
+def _kl_without_log_det(mean1, cov1, mean2, cov2):
+    P2, delta = linalg.inv_spd(cov2), mean1 - mean2
+    return 0.5 * (float(np.sum(P2 * cov1)) + float(delta @ P2 @ delta) - delta.size)
+
+
+def _ratio_with_encoder_for_marginal(model, prior):
+    d, enc = model.dz, model.eps ** 2 * np.eye(model.dz)
+    K = prior.precision.copy()
+    K[:d, :d] -= linalg.inv_spd(enc)
+    K[d:, d:] -= linalg.inv_spd(enc)
+    return prior.log_const - 2 * linalg.gaussian_log_const(enc), K
+
+
+def _posterior_mean_without_one_over_eps2(model, prior, m):
+    _, cov = _ORIGINAL_POSTERIOR(model, prior, m)
+    return cov @ m, cov
+
+
+def _limit_without_conditional_mean(model, prior_cov, m):
+    return _ORIGINAL_FIXED_LIMIT(model, prior_cov, np.zeros_like(m))
+
+
+_ORIGINAL_POSTERIOR = posterior.exact_posterior
+_ORIGINAL_FIXED_LIMIT = posterior.fixed_prior_gap_limit
+_ORIGINAL_GAP_RATE = elbo_likelihood_slope.pair_gap_rate
 _ORIGINAL_MIXTURE = empirical.mixture_logpdf
 _ORIGINAL_EMPIRICAL_Z = limits.empirical_log_normaliser
 _ORIGINAL_OPTIMAL_W = critics.optimal_linear_W
@@ -109,6 +137,24 @@ MUTATIONS = [
                        lambda z, c, e, t: _ORIGINAL_EMPIRICAL_Z(z, c, e, t) + math.log(c.shape[0]))]),
     Mutation("a dropped 1/M in the mixture (Eq. 29, 37)", "empirical.mixture_logpdf: no - log M",
              lambda: [(empirical, "mixture_logpdf", _mixture_without_one_over_m)]),
+    Mutation("log-det dropped from the Gaussian KL", "posterior.gaussian_kl: no ½ log det S₂ − ½ log det S₁",
+             lambda: [(posterior, "gaussian_kl", _kl_without_log_det)],
+             guards=("posterior_elbo_is_log_p[infonce]", "posterior_elbo_is_log_p[fixed]", "eq14_gap[infonce]",
+                     "eq14_gap[fixed]")),
+    Mutation("the encoder for the marginal in the log ratio",
+             "posterior.log_ratio_form: R(z), R(z') → the encoder's N(·, ε²I) (Σ_z, Σ_z' → ε²I)",
+             lambda: [(posterior, "log_ratio_form", _ratio_with_encoder_for_marginal)],
+             guards=("free_q_elbo[infonce,Q=1]", "free_q_elbo[fixed,Q=1]")),
+    Mutation("1/ε² dropped from Q*'s mean", "posterior.exact_posterior: Λ*μ = m instead of m/ε²",
+             lambda: [(posterior, "exact_posterior", _posterior_mean_without_one_over_eps2)],
+             guards=("posterior_elbo_is_log_p[infonce]", "posterior_elbo_is_log_p[fixed]",
+                     "posterior_integrand_constant[infonce]", "posterior_integrand_constant[fixed]")),
+    Mutation("prior's conditional mean dropped from C₀", "posterior.fixed_prior_gap_limit: b = VᵀPm → 0",
+             lambda: [(posterior, "fixed_prior_gap_limit", _limit_without_conditional_mean)],
+             guards=("gap_limit[fixed]",)),
+    Mutation("½ dropped from App. C's gap rate", "elbo_likelihood_slope.pair_gap_rate: ½‖Km‖² → ‖Km‖²",
+             lambda: [(elbo_likelihood_slope, "pair_gap_rate", lambda *a: 2 * _ORIGINAL_GAP_RATE(*a))],
+             guards=("gap_limit[infonce]",)),
 ]
 
 

@@ -47,6 +47,11 @@ def summary_line(result: dict) -> str:
             f"the paper. Exit status {1 if n['failed'] else 0} (`rpm theory` exits 1 when any counted check fails).")
 
 
+def _cell(text) -> str:
+    """A markdown table cell: a literal | (as in R(z|x) or |diff|) would end the cell, so it is escaped."""
+    return str(text).replace("|", "\\|")
+
+
 def _check_rows(recs) -> list:
     out = ["| check | equation | computed as (lhs) | against (rhs) | lhs | rhs | tol | (\\|diff\\| + tol) / scale "
            "| result |",
@@ -54,16 +59,16 @@ def _check_rows(recs) -> list:
     for r in recs:
         ratio = (f"{r['margin_over_scale']:.2%}" if r["kind"] == "check" and r["rel"] == "="
                  and math.isfinite(r["margin_over_scale"]) else "—")
-        out.append(f"| `{r['name']}` | {r['eq']} | {r['lhs_from']} | {r['rhs_from']} | {_num(r['lhs'])} | "
-                   f"{r['rel']} {_num(r['rhs'])} | {_num(r['tol'], 3)} | {ratio} | **{status_word(r)}** |"
-                   + (f" {r['note']}" if r["passed"] is None else ""))
+        out.append(f"| `{r['name']}` | {_cell(r['eq'])} | {_cell(r['lhs_from'])} | {_cell(r['rhs_from'])} | "
+                   f"{_num(r['lhs'])} | {r['rel']} {_num(r['rhs'])} | {_num(r['tol'], 3)} | {ratio} | "
+                   f"**{status_word(r)}** |" + (f" {_cell(r['note'])}" if r["passed"] is None else ""))
     return out
 
 
 def _book_rows(recs) -> list:
     out = ["| identity | equation | lhs | rhs | why it cannot fail |", "|---|---|---|---|---|"]
-    out += [f"| `{r['name']}` | {r['eq']} | {_num(r['lhs'], 10)} | {r['rel']} {_num(r['rhs'], 10)} | {r['note']} |"
-            for r in recs]
+    out += [f"| `{r['name']}` | {_cell(r['eq'])} | {_num(r['lhs'], 10)} | {r['rel']} {_num(r['rhs'], 10)} | "
+            f"{_cell(r['note'])} |" for r in recs]
     return out
 
 
@@ -107,7 +112,8 @@ def theory_md(result: dict, claims) -> str:
         "| check | one side | the other side |",
         "|---|---|---|",
     ]
-    lines += [f"| `{c['name']}` | {c['lhs_from']} | {c['rhs_from']} |" for c in result["checks"] if c["lhs_from"]]
+    lines += [f"| `{c['name']}` | {_cell(c['lhs_from'])} | {_cell(c['rhs_from'])} |" for c in result["checks"]
+              if c["lhs_from"]]
     for claim in claims:
         lines += ["", f"## {claim.title}", "", claim.prose, ""]
         for fig in claim.figures:

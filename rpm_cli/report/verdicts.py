@@ -50,7 +50,7 @@ def verdicts(found: dict) -> list[str]:
         tracked = ", ".join(str(r["test"]["balls_tracked"]) for r in methods["gaussian"])
         out.append(
             f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
-            f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px per seed (of {n_balls}): {tracked}. "
+            f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px, per seed (of its {n_balls} balls): {tracked}. "
             f"Gaussian slot L2 {g_slot:.2f} px (target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, "
             f"supervised {s_slot:.2f}); joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px "
             f"(target ≤ {JOINT_FACTOR:g}×).")

@@ -8,10 +8,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/reproduce}
 SEEDS=${SEEDS:-25}
 JOBS=${JOBS:-2}
-if [[ $SEEDS =~ ^[0-9]+$ ]] && [ "$SEEDS" -le 25 ]; then
-  SEEDS=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(*s[:$SEEDS])")
-fi
-seeds=$(echo $SEEDS | tr ' ' ',')
+source scripts/reporting_seeds.sh
 mkdir -p "$OUT/logs"
 python -c "
 from rpm_cli.reproduction import CLICA_CONDITIONALS, CLICA_PRIORS, clica_dir

@@ -9,10 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/reproduce}
 SEEDS=${SEEDS:-$(python -c "from rpm_cli.reproduction import RPM_PROTOCOL; print(RPM_PROTOCOL.n_seeds)")}
 JOBS=${JOBS:-2}
-if [[ $SEEDS =~ ^[0-9]+$ ]] && [ "$SEEDS" -le 25 ]; then
-  SEEDS=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(*s[:$SEEDS])")
-fi
-seeds=$(echo $SEEDS | tr ' ' ',')
+source scripts/reporting_seeds.sh
 mkdir -p "$OUT/logs"
 python -c "
 from rpm_cli.reproduction import RPM_PROTOCOL, rpm_dir

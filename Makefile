@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-sweep install-all test test-slow fuzz flake-check lint-imports bench reproduce ablations theory clean
+.PHONY: install install-sweep install-all test test-slow fuzz flake-check lint-imports bench reproduce ablations studies theory clean
 
 install:  ## torch 2.13.0 unless a torch is already installed, then the package (editable) with its test tools
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
@@ -38,6 +38,11 @@ reproduce:  ## every prior on the reporting seeds, Fig. 1, rpm theory and output
 
 ablations:  ## recipe ablations, beyond-the-setting, lengthscale sweep, open choices (long); then `rpm report`
 	bash scripts/ablations.sh
+	rpm report outputs/reproduce
+
+studies:  ## the registered studies beside the headline: data=clica's grid and objective=rpm against InfoNCE; then `rpm report`
+	bash scripts/clica_grid.sh
+	bash scripts/rpm_study.sh
 	rpm report outputs/reproduce
 
 theory:  ## the paper's relations checked on a closed-form model (~50 s)

@@ -214,7 +214,8 @@ def plugin_domains(section: str, cls) -> dict[str, Domain]:
 
 
 def train_domains(cfg: DictConfig) -> dict[str, Domain]:
-    """Every key of this config's `rpm train` with its domain: the framework's, its dataset's and encoder's."""
+    """Every key of this config's `rpm train` with its domain: the framework's, its dataset's, encoder's and
+    objective's."""
     from rpm_cli.data.build import dataset_class
     from rpm_cli.models.build import encoder_class
     from rpm_cli.models.objectives import objective_class

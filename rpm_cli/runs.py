@@ -102,8 +102,8 @@ def upgrade_config(config: dict) -> dict:
     """A checkpoint's resolved config in today's layout; configs written today pass through unchanged.
 
     Older runs kept the objective in `trainer.objective`, a prior beside the supervised head, a name that
-    nothing read (`trainer.name`), and no `_target_` for their dataset, encoder and objective; keys added since get the
-    values those runs behaved as.
+    nothing read (`trainer.name`), and no `_target_` for their dataset, encoder and objective; keys added since
+    get the values those runs behaved as.
     """
     config = copy.deepcopy(config)
     trainer, data = config["trainer"], config["data"]

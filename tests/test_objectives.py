@@ -61,7 +61,8 @@ def test_kl_to_recognition_matches_torch_distributions():
         torch.distributions.MultivariateNormal(q.mean, scale_tril=q.scale_tril),
         torch.distributions.MultivariateNormal(mean_r, covariance_matrix=torch.diag(var.repeat(2))))
     assert torch.allclose(ours, reference, atol=1e-10)
-    assert torch.allclose(kl_to_recognition(recognition_q(mean_r, var), mean_r, var), torch.zeros(3, dtype=torch.float64))
+    eq14 = recognition_q(mean_r, var)
+    assert torch.allclose(kl_to_recognition(eq14, mean_r, var), torch.zeros(3, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("prior", _priors()[:3], ids=lambda p: p.name)
@@ -175,3 +176,16 @@ def test_bad_objective_configs_fail_in_one_line(tiny_cfg, overrides, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         validate_train(tiny_cfg(*overrides))
     assert "\n" not in str(info.value)
+
+
+def test_a_learned_sigma_moves_and_is_logged_in_pixels(tiny_cfg, tmp_path):
+    from rpm_cli.train import train
+
+    cfg = tiny_cfg("objective=rpm", "posterior=amortized", "objective.learn_sigma=true", "objective.sigma_px=2")
+    metrics = train(cfg, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    assert state["noise.log_sigma"].shape == (4,)  # one σ per latent dimension: 2 maps × (x, y)
+    assert metrics["sigma_px"] != 2.0 and math.isfinite(metrics["sigma_px"])
+    assert {"elbo", "elbo_eq14", "q_gain"} <= set(metrics)
+    fixed = train(tiny_cfg("objective=rpm", "objective.sigma_px=2"), tmp_path / "fixed")
+    assert fixed["sigma_px"] == pytest.approx(2.0)

@@ -18,15 +18,15 @@ from tests.helpers import TINY, run_rpm
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
     cfg = tiny_cfg("trainer.epochs=4")
-    real_loss, calls = Model.loss, {"n": 0}
+    real_loss, calls = Model.loss_terms, {"n": 0}
     steps_per_epoch = 59 // 10
 
     def loss_that_blows_up(self, frames, centres):
         calls["n"] += 1
-        value = real_loss(self, frames, centres)
-        return value * float("nan") if calls["n"] == steps_per_epoch + 2 else value
+        value, terms = real_loss(self, frames, centres)
+        return (value * float("nan") if calls["n"] == steps_per_epoch + 2 else value), terms
 
-    monkeypatch.setattr(Model, "loss", loss_that_blows_up)
+    monkeypatch.setattr(Model, "loss_terms", loss_that_blows_up)
     with pytest.raises(TrainingDiverged, match=r"loss is nan at epoch 2, step 2; the last good checkpoint \(epoch 1\)"):
         train(cfg, tmp_path / "run")
     state = load_checkpoint(tmp_path / "run" / CHECKPOINT)

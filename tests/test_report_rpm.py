@@ -44,7 +44,10 @@ def test_predictions_are_marked_held_or_failed_by_their_registered_rules(monkeyp
 def test_the_section_has_infonce_beside_each_rpm_arm(monkeypatch):
     monkeypatch.setattr(rpm_objective, "collect_rpm", lambda root: CELLS)
     text = rpm_objective.rpm_section("outputs/x", INFONCE)
-    table = [line for line in text.splitlines() if line.startswith(("| InfoNCE", "| rpm ("))]
+    arms = next(block for block in text.split("\n\n") if block.startswith("| arm |"))
+    table = [line for line in arms.splitlines() if line.startswith(("| InfoNCE", "| rpm ("))]
+    assert len(table) == 6
     assert table[0].startswith("| InfoNCE, gaussian | 10 | 8/10 |")
     assert table[2].startswith("| rpm (amortized Q), gaussian | 10 | 10/10 |") and table[2].endswith("] |")
+    assert all(line.count("|") == 9 for line in table)  # 8 columns
     assert "Registered predictions:" in text and "Incomplete" not in text

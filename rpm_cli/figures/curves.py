@@ -24,7 +24,8 @@ def learned_parameters(metrics: list[dict]) -> list[str]:
     keys = []
     for line in metrics:
         for key, value in line.items():
-            if (key not in keys and key not in METRICS_BOOKKEEPING and key not in LOSS_TERMS and not key.startswith("val_")
+            if (key not in keys and key not in METRICS_BOOKKEEPING and key not in LOSS_TERMS
+                    and not key.startswith("val_")
                     and isinstance(value, (int, float)) and not isinstance(value, bool)):
                 keys.append(key)
     return keys

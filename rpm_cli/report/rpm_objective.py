@@ -72,7 +72,8 @@ def _predictions(cells, rows, gains) -> list[str]:
             high = stats.wilson(k, n)[1]
             held = high < RPM_PROTOCOL.rescue_ceiling
             out.append(f"- linear not rescued by the {posterior} Q: {k}/{n}, Wilson upper bound {high:.0%} "
-                       f"{'<' if held else '≥'} {RPM_PROTOCOL.rescue_ceiling:.0%}: **{'held' if held else 'failed'}**.")
+                       f"{'<' if held else '≥'} {RPM_PROTOCOL.rescue_ceiling:.0%}: "
+                       f"**{'held' if held else 'failed'}**.")
     for row in rows:
         if row["prior"] != "linear":
             held = row["success_p_holm"] > RPM_PROTOCOL.alpha
@@ -95,13 +96,14 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
         return None
     n = RPM_PROTOCOL.n_seeds
     short = [f"{q} {p} ({len(r)})" for (q, p), r in cells.items() if len(r) < n]
+    sigma = next(iter(cells.values()))[0]["config"]["objective"]["sigma_px"]
     lines = [f"Registered in {registration_commit('rpm_protocol.yaml')} (configs/rpm_protocol.yaml) before any "
              f"objective=rpm run on reporting seeds; `OUT={root} bash scripts/rpm_study.sh`, then `rpm report`. "
-             f"objective=rpm's defaults as written (σ = {cells[next(iter(cells))][0]['config']['objective']['sigma_px']:g} px, "
-             f"fixed), the {RPM_PROTOCOL.preset} recipe, the first {n} reporting seeds; InfoNCE rows are the "
-             f"registered study's runs of the same prior on the same seeds. Every ball tracked: each ball's matched "
-             f"error on the test video below {THRESHOLD:g} px; q_gain: the last epoch's ELBO under the learned Q "
-             f"minus under Eq. 14's, nats per pair (0 by construction for the recognition Q)."
+             f"objective=rpm's defaults as written (σ = {sigma:g} px, fixed), the {RPM_PROTOCOL.preset} recipe, "
+             f"the first {n} reporting seeds; InfoNCE rows are the registered study's runs of the same prior on "
+             f"the same seeds. Every ball tracked: each ball's matched error on the test video below "
+             f"{THRESHOLD:g} px; q_gain: the last epoch's ELBO under the learned Q minus under Eq. 14's, nats per "
+             f"pair (0 by construction for the recognition Q)."
              + (f" **Incomplete**: {', '.join(short)} of {n} seeds." if short else ""), "",
              "| arm | n | every ball tracked | rate [Wilson 95 %] | marginal failures | catastrophic "
              "| median slot L2 when tracked, px [bootstrap 95 %] | median q_gain [bootstrap 95 %] |",
@@ -112,7 +114,7 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
         arms = [(f"InfoNCE, {prior}", reference, None)] if reference else []
         arms += [(f"rpm ({q} Q), {prior}", cells[q, p], [q_gain(r) for r in cells[q, p]])
                  for q in RPM_PROTOCOL.posteriors for p in [prior] if (q, p) in cells]
-        lines += [arm_row(name, runs)[:-1] + f" {'—' if gains is None else _median(gains, 4)} |"
+        lines += [arm_row(name, runs) + f" {'—' if gains is None else _median(gains, 4)} |"
                   for name, runs, gains in arms]
     rows = _comparisons(cells, infonce)
     lines += ["", "| comparison (against InfoNCE, same prior and seeds) | every ball tracked: p (exact McNemar) "
@@ -125,7 +127,13 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
                    _verdict_words(paired, row["precision_p_holm"], medians[0] < medians[1], PRECISE, "InfoNCE"))
         lines.append(f"| {row['label']} | {row['success_p']:.3g} | {row['success_p_holm']:.3g} | {words} "
                      f"| {_p(row['precision_p'])} | {_p(row['precision_p_holm'])} | {precise} |")
-    lines += ["", "Registered predictions:", *_predictions(cells, rows, _gain_tests(cells))]
+    baseline = PROTOCOL.power.baseline_rate
+    drop = stats.smallest_detectable_drop(baseline, n, RPM_PROTOCOL.alpha, PROTOCOL.power.target)
+    lines += ["", f"Power: at n = {n} seeds per arm, a drop in success rate from {baseline:.0%} is detected with "
+              f"{PROTOCOL.power.target:.0%} power only when it is at least {drop:.0%} (Fisher's test at "
+              f"α = {RPM_PROTOCOL.alpha:g}, a conservative stand-in for the paired test): \"no difference "
+              f"detectable\" here rules out only large effects.",
+              "", "Registered predictions:", *_predictions(cells, rows, _gain_tests(cells))]
     return "\n".join(lines)
 
 

@@ -25,7 +25,8 @@ class LinearPrior(Prior):
         return z @ self.weight @ z_next.T
 
     def log_expected_f(self, z, mean_next, var_next):
-        # E exp(zᵀW z') over z' ~ N(μ, diag v) = exp(zᵀWμ + ½ Σ_d v_d (Wᵀz)_d²), the Gaussian's moment generator.
+        # E exp(zᵀW z') over z' ~ N(μ, diag v) = exp(zᵀWμ + ½ Σ_d v_d (Wᵀz)_d²): the Gaussian's moment
+        # generating function at Wᵀz.
         return z @ self.weight @ mean_next.T + 0.5 * ((z @ self.weight).pow(2) * var_next).sum(-1, keepdim=True)
 
     def summary(self) -> dict[str, float]:

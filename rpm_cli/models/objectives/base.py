@@ -7,6 +7,7 @@ stored under those names in checkpoints), the loss of a batch and the per-batch 
 metrics add, whether it trains an f_θ (then evaluation scores I_N and retrieval, and Fig. 1D/E draws its
 P(z'|z)), and how its loss is labelled in pictures.
 """
+import abc
 from typing import ClassVar
 
 import torch
@@ -16,7 +17,7 @@ from rpm_cli.domains import Domain
 from rpm_cli.errors import UserError
 
 
-class Objective:
+class Objective(abc.ABC):
     #: The config's `name`, used to map configs written before objectives had `_target_`.
     name: ClassVar[str] = ""
     #: Trains a prior f_θ: `prior=` must be set (else it must be null), and held-out scores include I_N.
@@ -29,18 +30,18 @@ class Objective:
     #: Whether log N (N = B - 1 negatives) is the loss of a critic that scores every candidate alike.
     chance_is_log_n: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def parts(self, dim: int, dataset, prior_cfg, prior_scale: float) -> dict[str, nn.Module]:
         """The modules the model holds besides the encoder, by the attribute name they are stored under.
         `dim` is the encoder's latent size; f_θ sees latents in units of `prior_scale` length units."""
-        raise NotImplementedError
 
     def check_prior(self, prior) -> None:
         """Refuse, in one line, a prior this objective cannot train (before any work)."""
 
+    @abc.abstractmethod
     def loss_terms(self, model, z: torch.Tensor, latents: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """(loss, {name: scalar tensor}) of one batch: z (2B, dim) holds the B first observations' latents,
         then their second ones; latents (2B, ...) their ground truth in length units."""
-        raise NotImplementedError
 
     def epoch_metrics(self, mean_loss: float, mean_terms: dict[str, float], batch_size: int,
                       reduction: str) -> dict:

@@ -34,9 +34,9 @@ def test_the_registered_threshold_is_the_one_evaluation_counts_tracked_balls_by(
 
 def test_the_rpm_study_registers_arms_that_objective_rpm_can_train():
     from rpm_cli.models.objectives.posteriors import POSTERIORS
-    from rpm_cli.models.priors import REGISTRY
+    from rpm_cli.models.priors import REGISTRY, ClosedFormZ
     from rpm_cli.reproduction import REPORTING_SEEDS, RPM_PROTOCOL
 
     assert 1 <= RPM_PROTOCOL.n_seeds <= len(REPORTING_SEEDS)
     assert set(RPM_PROTOCOL.posteriors) <= set(POSTERIORS)
-    assert all(REGISTRY[p].closed_form_z for p in RPM_PROTOCOL.priors)
+    assert all(issubclass(REGISTRY[p], ClosedFormZ) for p in RPM_PROTOCOL.priors)

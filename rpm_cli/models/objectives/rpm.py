@@ -25,7 +25,7 @@ from rpm_cli.models.objectives.base import Objective
 from rpm_cli.models.objectives.posteriors import (POSTERIORS, AmortizedPosterior, analytic_q, kl_to_recognition,
                                                   recognition_q)
 from rpm_cli.models.priors import REGISTRY as PRIORS
-from rpm_cli.models.priors import build_prior
+from rpm_cli.models.priors import ClosedFormZ, GaussianTransition, build_prior
 
 PRIOR_FORMS = ("infonce",)
 
@@ -93,12 +93,12 @@ class RPM(Objective):
         return parts
 
     def check_prior(self, prior):
-        if not prior.closed_form_z:
-            fits = sorted(name for name, cls in PRIORS.items() if cls.closed_form_z)
+        if not isinstance(prior, ClosedFormZ):
+            fits = sorted(name for name, cls in PRIORS.items() if issubclass(cls, ClosedFormZ))
             raise UserError(f"objective=rpm needs a prior whose Z(z) has a closed form under a Gaussian encoder "
                             f"(allowed: {', '.join(fits)}; got prior={prior.name or type(prior).__name__})")
-        if self.posterior == "analytic" and not prior.gaussian_transition:
-            fits = sorted(name for name, cls in PRIORS.items() if cls.gaussian_transition)
+        if self.posterior == "analytic" and not isinstance(prior, GaussianTransition):
+            fits = sorted(name for name, cls in PRIORS.items() if issubclass(cls, GaussianTransition))
             raise UserError(f"objective.posterior=analytic needs a prior for which Q ∝ R R f_θ is Gaussian "
                             f"(allowed: {', '.join(fits)}; got prior={prior.name or type(prior).__name__})")
 

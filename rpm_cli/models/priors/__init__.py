@@ -3,7 +3,7 @@
 Every class maps (z, z') batches to the (B, B') matrix of log f_θ(z_i, z'_j) that InfoNCE takes; see
 base.Prior for the interface and the pixel/latent-unit convention.
 """
-from rpm_cli.models.priors.base import Prior
+from rpm_cli.models.priors.base import ClosedFormZ, GaussianTransition, Prior
 from rpm_cli.models.priors.build import REGISTRY, build_prior
 from rpm_cli.models.priors.cosine import CosinePrior
 from rpm_cli.models.priors.dynamics import DynamicsPrior
@@ -18,5 +18,5 @@ PRIORS = (GaussianPrior, GaussianSlotsPrior, LaplacePrior, StudentTPrior, Cosine
           DynamicsPrior, MLPPrior)
 REGISTRY.update({cls.name: cls for cls in PRIORS})
 
-__all__ = ["Prior", "build_prior", "REGISTRY", "PRIORS", "GaussianPrior", "GaussianSlotsPrior", "LaplacePrior",
+__all__ = ["Prior", "ClosedFormZ", "GaussianTransition", "build_prior", "REGISTRY", "PRIORS", "GaussianPrior", "GaussianSlotsPrior", "LaplacePrior",
            "StudentTPrior", "CosinePrior", "LinearPrior", "DynamicsPrior", "MLPPrior"]

@@ -8,7 +8,6 @@ converts them, so configs stay readable and do not change when the image size do
 """
 import abc
 import math
-from typing import ClassVar
 
 import torch
 from torch import nn
@@ -72,10 +71,6 @@ class Prior(nn.Module, abc.ABC):
 
     #: The config's `name`, used to map old configs (no `_target_`) to the class.
     name: str = ""
-    #: log E_{z' ~ N(m, diag v)} f_θ(z, z') has a closed form (`log_expected_f`): objective=rpm can train it.
-    closed_form_z: ClassVar[bool] = False
-    #: f_θ is a Gaussian in z' around an affine map of z (`gaussian_form`): R R f_θ is Gaussian in (z, z').
-    gaussian_transition: ClassVar[bool] = False
 
     def __init__(self, dim: int, scale: float):
         super().__init__()
@@ -90,23 +85,33 @@ class Prior(nn.Module, abc.ABC):
         # A method, not `forward = log_f`: the alias would bind this abstract log_f, not the subclass's.
         return self.log_f(z, z_next)
 
-    def gaussian_form(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
-        """(M, c, p) with log f_θ(z, z') = -½ Σ_d p_d (z' - Mz - c)_d², M = None meaning the identity and
-        c = None zero; only priors with `gaussian_transition`."""
-        raise NotImplementedError(f"{type(self).__name__} is not a Gaussian transition")
+    @abc.abstractmethod
+    def summary(self) -> dict[str, float]:
+        """Learned parameters in readable units (pixels for lengths), for logs and metrics."""
 
+
+class ClosedFormZ(Prior):
+    """A prior whose average under a Gaussian has a closed form, so objective=rpm can train it."""
+
+    @abc.abstractmethod
     def log_expected_f(self, z: torch.Tensor, mean_next: torch.Tensor, var_next: torch.Tensor) -> torch.Tensor:
         """(B, dim), (B', dim), (dim,) -> (B, B') of log E_{z' ~ N(mean_next_j, diag var_next)} f_θ(z_i, z'):
-        the terms of Z(z) (Eq. 22) under a Gaussian encoder. For a Gaussian transition, per dimension,
-        E exp(-½p(z' - m)²) = (1 + vp)^(-1/2) exp(-½p(μ - m)² / (1 + vp)) (a Gaussian convolution)."""
-        if not self.gaussian_transition:
-            raise NotImplementedError(f"{type(self).__name__} has no closed-form E[f_θ] under a Gaussian")
+        the terms of Z(z) (Eq. 22) under a Gaussian encoder."""
+
+
+class GaussianTransition(ClosedFormZ):
+    """f_θ a Gaussian in z' around an affine map of z, so R R f_θ is Gaussian in (z, z') (posterior=analytic)."""
+
+    @abc.abstractmethod
+    def gaussian_form(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """(M, c, p) with log f_θ(z, z') = -½ Σ_d p_d (z' - Mz - c)_d², M = None meaning the identity and
+        c = None zero."""
+
+    def log_expected_f(self, z: torch.Tensor, mean_next: torch.Tensor, var_next: torch.Tensor) -> torch.Tensor:
+        # Per dimension, E exp(-½p(z' - m)²) = (1 + vp)^(-1/2) exp(-½p(μ - m)² / (1 + vp)): a Gaussian
+        # convolution.
         m, c, p = self.gaussian_form()
         predicted = z if m is None else z @ m.T
         predicted = predicted if c is None else predicted + c
         spread = 1 + var_next * p
         return -0.5 * (torch.log(spread) + p * pairwise_diff(predicted, mean_next).pow(2) / spread).sum(-1)
-
-    @abc.abstractmethod
-    def summary(self) -> dict[str, float]:
-        """Learned parameters in readable units (pixels for lengths), for logs and metrics."""

@@ -3,10 +3,10 @@
 import torch
 from torch import nn
 
-from rpm_cli.models.priors.base import Prior, flag, log_length, log_parameter, pairwise_diff
+from rpm_cli.models.priors.base import GaussianTransition, flag, log_length, log_parameter, pairwise_diff
 
 
-class DynamicsPrior(Prior):
+class DynamicsPrior(GaussianTransition):
     """log f_θ(z, z') = -‖z' - (Az + b)‖² / (2θ²): Eq. 27 centred on a learned affine prediction of z'
     instead of z itself, so the prior can learn how the latents drift (a linear-Gaussian transition, as in
     a Kalman filter). A starts at the identity and b at 0, where this is exactly GaussianPrior.
@@ -14,7 +14,6 @@ class DynamicsPrior(Prior):
     """
 
     name = "dynamics"
-    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, learn_lengthscale: bool = True):
         super().__init__(dim, scale)

@@ -1,10 +1,10 @@
 """The paper's prior: a Gaussian RBF in latent distance (Eq. 27)."""
 import torch
 
-from rpm_cli.models.priors.base import Prior, flag, log_length, log_parameter, pairwise_diff
+from rpm_cli.models.priors.base import GaussianTransition, flag, log_length, log_parameter, pairwise_diff
 
 
-class GaussianPrior(Prior):
+class GaussianPrior(GaussianTransition):
     """log f_θ(z, z') = -‖z - z'‖² / (2θ²), one scalar lengthscale θ (Eq. 27, Sec. 5).
 
     With a uniform Q(z') this is a Gaussian conditional P(z' | z): next-frame latents are near this frame's.
@@ -12,7 +12,6 @@ class GaussianPrior(Prior):
     """
 
     name = "gaussian"
-    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, learn_lengthscale: bool = True):
         super().__init__(dim, scale)

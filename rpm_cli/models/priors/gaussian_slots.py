@@ -4,12 +4,12 @@ import math
 import torch
 
 from rpm_cli.errors import UserError
-from rpm_cli.models.priors.base import Prior, flag, log_length, one_of, pairwise_diff
+from rpm_cli.models.priors.base import GaussianTransition, flag, log_length, one_of, pairwise_diff
 
 PER = ("slot", "dim")
 
 
-class GaussianSlotsPrior(Prior):
+class GaussianSlotsPrior(GaussianTransition):
     """log f_θ(z, z') = -Σ_k ‖z_k - z'_k‖² / (2θ_k²): Eq. 27 with a diagonal instead of scalar lengthscale.
 
     `per: slot` learns one θ per map (the encoder lays z out as x0, y0, x1, y1, ...; slot k is dims 2k, 2k+1);
@@ -18,7 +18,6 @@ class GaussianSlotsPrior(Prior):
     """
 
     name = "gaussian_slots"
-    closed_form_z = gaussian_transition = True
 
     def __init__(self, dim: int, scale: float, lengthscale: float, per: str = "slot",
                  learn_lengthscale: bool = True):

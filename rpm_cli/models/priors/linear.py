@@ -2,10 +2,10 @@
 import torch
 from torch import nn
 
-from rpm_cli.models.priors.base import Prior, non_negative
+from rpm_cli.models.priors.base import ClosedFormZ, non_negative
 
 
-class LinearPrior(Prior):
+class LinearPrior(ClosedFormZ):
     """log f_θ(z, z') = zᵀ W z' with a learned dim×dim matrix W (Eq. 8). z is used raw, in image-size units, as
     in the paper's failing baseline (Sec. 5, Eq. 26: it rewards large z'ᵀ(Wᵀz), not z' near z).
 
@@ -15,7 +15,6 @@ class LinearPrior(Prior):
     """
 
     name = "linear"
-    closed_form_z = True
 
     def __init__(self, dim: int, scale: float, init_std: float = 0.1):
         super().__init__(dim, scale)

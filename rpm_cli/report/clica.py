@@ -8,9 +8,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from rpm_cli import CONFIG_DIR, stats
-from rpm_cli.records import is_evaluated, run_record
 from rpm_cli.report.confidence import registration_commit
-from rpm_cli.reproduction import REPORTING_SEEDS, clica_dir
+from rpm_cli.report.records import reporting_runs
+from rpm_cli.reproduction import clica_dir
 
 CLICA_PROTOCOL = OmegaConf.load(CONFIG_DIR / "clica_protocol.yaml")
 SCORES = ("mcc", "r2")
@@ -19,15 +19,8 @@ LABELS = {"mcc": "MCC", "r2": "R²"}
 
 def collect_cells(root) -> dict[tuple[str, str], dict[int, dict]]:
     """{(conditional, prior): {seed: run record}} of the evaluated runs on reporting seeds."""
-    cells = {}
-    for cell in CLICA_PROTOCOL.cells:
-        runs = {}
-        for evaluation in sorted(clica_dir(root, cell.conditional, cell.prior).glob("seed-*/evaluation.json")):
-            seed = int(evaluation.parent.name.removeprefix("seed-"))
-            if seed in REPORTING_SEEDS and is_evaluated(evaluation.parent):
-                runs[seed] = run_record(evaluation.parent)
-        cells[(cell.conditional, cell.prior)] = runs
-    return cells
+    return {(cell.conditional, cell.prior): reporting_runs(clica_dir(root, cell.conditional, cell.prior))
+            for cell in CLICA_PROTOCOL.cells}
 
 
 def _successes(values, threshold: float) -> tuple[int, int, float, float]:

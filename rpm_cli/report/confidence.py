@@ -92,10 +92,19 @@ def registered_comparisons(arms: dict[str, dict[str, list[dict]]]) -> list[dict]
         row["success_p"] = success_p(row["a"], row["b"], threshold)
         row["precision_p"] = (stats.mann_whitney(_precision(row["a"], threshold), _precision(row["b"], threshold))
                               if row["precision"] else math.nan)
-    for family in ("success_p", "precision_p"):
+    return holm_per_family(rows, ("success_p", "precision_p"))
+
+
+def holm_per_family(rows: list[dict], families) -> list[dict]:
+    """Each family's p-values (a key of every row) Holm-adjusted over the rows, as `<family>_holm`."""
+    for family in families:
         for row, adjusted in zip(rows, stats.holm([row[family] for row in rows])):
             row[family + "_holm"] = adjusted
     return rows
+
+
+def success_rate(runs, threshold_px) -> float:
+    return sum(_successes(runs, threshold_px).values()) / len(runs)
 
 
 def comparisons(arms: dict[str, dict[str, list[dict]]]) -> list[str]:
@@ -106,7 +115,7 @@ def comparisons(arms: dict[str, dict[str, list[dict]]]) -> list[str]:
     for row in registered_comparisons(arms):
         a, b = row["a"], row["b"]
         n = len({r["seed"] for r in a} & {r["seed"] for r in b})
-        rate = {id(runs): sum(_successes(runs, threshold).values()) / len(runs) for runs in (a, b)}
+        rate = {id(runs): success_rate(runs, threshold) for runs in (a, b)}
         words = _verdict_words(n, row["success_p_holm"], rate[id(a)] > rate[id(b)], TRACKS, row["than"])
         median = {id(runs): stats.bootstrap_median(_precision(runs, threshold))[0] for runs in (a, b)}
         precise = (_verdict_words(n, row["precision_p_holm"], median[id(a)] < median[id(b)], PRECISE, row["than"])

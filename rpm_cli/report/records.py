@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from rpm_cli.figures.sweep import sweep_rows
-from rpm_cli.reproduction import parse_run_dir
+from rpm_cli.reproduction import REPORTING_SEEDS, parse_run_dir
 from rpm_cli.records import is_evaluated, run_record
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
@@ -25,6 +25,17 @@ def collect(root: Path) -> dict:
         for runs in methods.values():
             runs.sort(key=lambda r: r["seed"])
     return found
+
+
+def reporting_runs(folder: Path) -> dict[int, dict]:
+    """{seed: run record, its seed added} of the evaluated runs in folder/seed-<N> on reporting seeds: a
+    registered study's cell (a run on any other seed never enters its numbers)."""
+    runs = {}
+    for evaluation in sorted(Path(folder).glob("seed-*/evaluation.json")):
+        seed = int(evaluation.parent.name.removeprefix("seed-"))
+        if seed in REPORTING_SEEDS and is_evaluated(evaluation.parent):
+            runs[seed] = {**run_record(evaluation.parent), "seed": seed}
+    return runs
 
 
 def stat(values) -> tuple[float, float]:

@@ -7,23 +7,22 @@ import math
 from pathlib import Path
 
 from rpm_cli import stats
-from rpm_cli.records import is_evaluated, run_record
-from rpm_cli.report.confidence import (PRECISE, TRACKS, _precision, _verdict_words, arm_row, registration_commit,
-                                       success_p, tracked)
+from rpm_cli.report.confidence import (PRECISE, TRACKS, _p, _precision, _verdict_words, arm_row, holm_per_family,
+                                       registration_commit, success_p, success_rate, tracked)
+from rpm_cli.report.records import reporting_runs
 from rpm_cli.reproduction import PROTOCOL, RPM_PROTOCOL, rpm_dir
 
 THRESHOLD = PROTOCOL.primary_endpoint.threshold_px
 
 
 def collect_rpm(root) -> dict[tuple[str, str], list[dict]]:
-    """{(posterior, prior): [run records with seed]} of the evaluated runs of the study, in seed order."""
+    """{(posterior, prior): [run records with seed]} of the study's evaluated runs on reporting seeds, in seed
+    order."""
     cells = {}
     for posterior in RPM_PROTOCOL.posteriors:
         for prior in RPM_PROTOCOL.priors:
-            dirs = [e.parent for e in sorted(rpm_dir(root, posterior, prior).glob("seed-*/evaluation.json"))]
-            runs = [{**run_record(d), "seed": int(d.name.removeprefix("seed-"))} for d in dirs if is_evaluated(d)]
-            if runs:
-                cells[posterior, prior] = sorted(runs, key=lambda r: r["seed"])
+            if runs := reporting_runs(rpm_dir(root, posterior, prior)):
+                cells[posterior, prior] = [runs[seed] for seed in sorted(runs)]
     return cells
 
 
@@ -47,14 +46,7 @@ def _comparisons(cells, infonce) -> list[dict]:
         rows.append({"label": f"rpm ({posterior} Q), {prior}", "a": runs, "b": reference, "prior": prior,
                      "posterior": posterior, "success_p": success_p(runs, reference, THRESHOLD),
                      "precision_p": (stats.mann_whitney(*precise) if min(map(len, precise)) >= 3 else math.nan)})
-    for family in ("success_p", "precision_p"):
-        for row, adjusted in zip(rows, stats.holm([row[family] for row in rows])):
-            row[family + "_holm"] = adjusted
-    return rows
-
-
-def _rate(runs) -> float:
-    return sum(tracked(r, THRESHOLD) for r in runs) / len(runs)
+    return holm_per_family(rows, ("success_p", "precision_p"))
 
 
 def _gain_tests(cells) -> dict[tuple[str, str], tuple[float, float]]:
@@ -121,7 +113,7 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
               "| Holm | verdict | slot L2 when tracked: p (Mann–Whitney) | Holm | verdict |", "|---" * 7 + "|"]
     for row in rows:
         paired = len({r["seed"] for r in row["a"]} & {r["seed"] for r in row["b"]})
-        words = _verdict_words(paired, row["success_p_holm"], _rate(row["a"]) > _rate(row["b"]), TRACKS, "InfoNCE")
+        words = _verdict_words(paired, row["success_p_holm"], success_rate(row["a"], THRESHOLD) > success_rate(row["b"], THRESHOLD), TRACKS, "InfoNCE")
         medians = [stats.bootstrap_median(_precision(x, THRESHOLD))[0] for x in (row["a"], row["b"])]
         precise = ("no test (fewer than 3 tracked seeds in an arm)" if math.isnan(row["precision_p_holm"]) else
                    _verdict_words(paired, row["precision_p_holm"], medians[0] < medians[1], PRECISE, "InfoNCE"))
@@ -136,6 +128,3 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
               "", "Registered predictions:", *_predictions(cells, rows, _gain_tests(cells))]
     return "\n".join(lines)
 
-
-def _p(value: float) -> str:
-    return "—" if math.isnan(value) else f"{value:.3g}"

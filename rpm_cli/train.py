@@ -98,7 +98,7 @@ class Trainer:
 
     def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int, logger=None) -> dict:
         """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
-        t_cfg, batch = self.cfg.trainer, self.cfg.trainer.batch_size
+        batch = self.cfg.trainer.batch_size
         model.train()
         started, losses, terms = time.perf_counter(), [], []
         order = torch.randperm(self.n_pairs, generator=sampler)
@@ -127,7 +127,7 @@ class Trainer:
         mean_terms = {k: float(np.mean([t[k] for t in terms])) for k in (terms[0] if terms else {})}
         return {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
                 "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
-                **model.objective.epoch_metrics(mean_loss, mean_terms, batch, t_cfg.loss_reduction)}
+                **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
 
 
 def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:

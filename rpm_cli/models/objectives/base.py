@@ -43,8 +43,7 @@ class Objective(abc.ABC):
         """(loss, {name: scalar tensor}) of one batch: z (2B, dim) holds the B first observations' latents,
         then their second ones; latents (2B, ...) their ground truth in length units."""
 
-    def epoch_metrics(self, mean_loss: float, mean_terms: dict[str, float], batch_size: int,
-                      reduction: str) -> dict:
+    def epoch_metrics(self, mean_loss: float, mean_terms: dict[str, float], batch_size: int) -> dict:
         """What an epoch's metrics add to its mean loss, from that and the mean of each per-batch term."""
         return dict(mean_terms)
 

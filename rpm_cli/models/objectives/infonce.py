@@ -21,7 +21,7 @@ class InfoNCE(Objective):
         first, second = z.chunk(2)
         return info_nce(model.prior_logits(first, second), reduction=self.reduction), {}
 
-    def epoch_metrics(self, mean_loss, mean_terms, batch_size, reduction):
+    def epoch_metrics(self, mean_loss, mean_terms, batch_size):
         # I_N of Eq. 6 with N = B - 1 negatives, from training-mode batches: a finite-batch estimate.
-        per_pair = mean_loss / batch_size if reduction == "sum" else mean_loss
+        per_pair = mean_loss / batch_size if self.reduction == "sum" else mean_loss
         return {"infonce_estimate": info_nce_estimate(per_pair, batch_size), "negatives": negatives(batch_size)}

@@ -47,6 +47,7 @@ DOMAINS: dict[str, Domain] = {
         lambda c: "an integer from 1 to 100000, and to trainer.epochs - 1" + now(c, "trainer.epochs", lambda v: v - 1)
         + " when trainer.restarts > 1",
         lambda v, c: is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
+    "trainer.reseed_below": number(0, 1),
     "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of training pairs"
                                  + ("" if c is None else f", {_pairs_key(c)} ({_training_pairs(c)})"),
                                  lambda v, c: is_int(v) and 2 <= v <= _training_pairs(c)),

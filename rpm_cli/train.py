@@ -17,6 +17,7 @@ from rpm_cli.config import validate_train
 from rpm_cli.data.build import build_dataset
 from rpm_cli.errors import TrainingDiverged
 from rpm_cli.loggers import build_logger
+from rpm_cli.map_health import health_frames, reseed_epochs, reseed_unhealthy
 from rpm_cli.models.build import batch_source, build_encoder, pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.resume import state_to_continue
@@ -95,6 +96,7 @@ class Trainer:
         self.batch = batch_source(build_encoder(cfg.encoder, self.dataset), self.observations)
         self.n_pairs = split.n_pairs
         self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
+        self.health_frames = self.observations[health_frames(len(self.observations)).to(device)]
 
     def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int, logger=None) -> dict:
         """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
@@ -125,9 +127,13 @@ class Trainer:
         seconds = time.perf_counter() - started
         mean_loss = float(np.mean(losses))
         mean_terms = {k: float(np.mean([t[k] for t in terms])) for k in (terms[0] if terms else {})}
-        return {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
-                "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
-                **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
+        metrics = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
+                   "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
+                   **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
+        concentration = model.encoder.map_concentration(self.health_frames)
+        if concentration is not None:
+            metrics["map_concentration"] = [round(float(c), 4) for c in concentration]
+        return metrics
 
 
 def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:
@@ -203,8 +209,15 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
         _drop_metrics_after(run_dir / METRICS, first_epoch)
     kept = {"starts": state.get("starts", []), "best_start": state.get("best_start", 0)} if state else {}
     metrics = state["metrics"] if state else {}
+    checks = reseed_epochs(select_epochs or 1, t_cfg.epochs) if t_cfg.reseed_below > 0 else range(0)
     for epoch in range(first_epoch, t_cfg.epochs):
+        reseeded = []
+        if epoch in checks and "map_concentration" in metrics:  # decided by the saved epoch: a resume agrees
+            reseeded = reseed_unhealthy(model, optimizer, metrics["map_concentration"], t_cfg.reseed_below,
+                                        trainer.health_frames, cfg.seed, epoch)
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)
+        if reseeded:
+            metrics["reseeded_maps"] = reseeded
         append_line(run_dir / METRICS, json.dumps(metrics))
         logger.log_epoch(epoch + 1, metrics, model.encoder, trainer.observations[0])
         save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,

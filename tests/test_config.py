@@ -47,7 +47,7 @@ ORACLE = {
                      "trainer.batch_size", "trainer.threads"], _integer),
     **dict.fromkeys(["data.ball_diameter", "data.step", "data.heading_noise_deg", "encoder.map_bias_init",
                      "data.prior_lengthscale",
-                     "trainer.lr", "trainer.momentum"], _number),
+                     "trainer.lr", "trainer.momentum", "trainer.reseed_below"], _number),
     **dict.fromkeys(["evaluate", "debug", "data.antialias", "encoder.skip_background", "trainer.progress"],
                     lambda v: isinstance(v, bool)),
     **dict.fromkeys(["sweep_metric", "data.background", "encoder.latent_units",

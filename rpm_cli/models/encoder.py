@@ -16,6 +16,7 @@ from rpm_cli.models.encoder_base import Encoder
 
 MAX_MAPS = 8
 FLOAT = 4
+IDLE_SHARE = 0.01  # a hidden channel peaking under 1 % of the strongest one's is dead (reseed_maps)
 EVAL_BATCH = 100  # frames per forward pass in `rpm evaluate`
 # Latent units f_θ sees -> (how many per image size, offset): z in image units (0, 1) becomes z * a + b.
 LATENT_UNITS = {"image": (1.0, 0.0), "pixels": (None, 0.0), "signed": (2.0, -1.0)}
@@ -23,6 +24,18 @@ LATENT_UNITS = {"image": (1.0, 0.0), "pixels": (None, 0.0), "signed": (2.0, -1.0
 
 def pixel_positions(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
+
+
+def _draw_default(weight: torch.Tensor, generator: torch.Generator) -> None:
+    """One output filter drawn as nn.Conv2d draws it (kaiming_uniform_ with a = sqrt(5): U(-1/sqrt(fan_in), ...))."""
+    bound = 1.0 / weight.numel() ** 0.5
+    fresh = torch.rand(weight.shape, generator=generator, dtype=weight.dtype)
+    weight.copy_((2 * fresh - 1) * bound)
+
+
+def _reset_batchnorm(bn: nn.BatchNorm2d, channel: int, shift: float) -> None:
+    bn.weight[channel], bn.bias[channel] = 1.0, shift
+    bn.running_mean[channel], bn.running_var[channel] = 0.0, 1.0
 
 
 def centre_of_mass(maps: torch.Tensor) -> torch.Tensor:
@@ -62,6 +75,10 @@ class CentreOfMassEncoder(Encoder):
         self.skip_background = skip_background  # passes compute only near the balls (sparse.py)
         self.crop_tiles = crop_tiles  # the side of sparse.py's crops: speed only, never the numbers
         self.latent_units = latent_units
+        self.map_bias_init = map_bias_init
+        # A map on one ball holds its mass within a diameter of its centre; one spread over two balls, or
+        # settled on the background, does not (map_concentration).
+        self.ball_diameter_px = float(getattr(dataset, "ball_diameter", 32))
         self.conv1 = nn.Conv2d(in_channels, hidden_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(hidden_channels)
         self.conv2 = nn.Conv2d(hidden_channels, n_maps, 3, padding=1, bias=False)
@@ -93,6 +110,48 @@ class CentreOfMassEncoder(Encoder):
         x = frames.to(torch.float32).div_(255.0)  # in place: one fewer full-size temporary
         x = torch.relu(self.bn1(self.conv1(x)))
         return torch.sigmoid(self.bn2(self.conv2(x)))
+
+    @torch.no_grad()
+    def map_concentration(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (F, 3, H, W) frames -> (M,): per map, the mean over frames of the fraction of its mass within
+        one ball diameter of its centre of mass. Reads no labels. Near 0.85 for a map on one ball at paper
+        size; near 0.2 for a map shared by two balls and near 0.05 for one on the background (tuning seeds).
+        BatchNorm uses its running statistics, so training's state is untouched."""
+        was_training = self.training
+        self.eval()
+        maps = self.feature_maps(frames).double()
+        self.train(was_training)
+        h, w = maps.shape[-2:]
+        centres = centre_of_mass(maps).reshape(len(maps), self.n_maps, 2)
+        dx = (pixel_positions(w, maps.device, maps.dtype) - centres[..., 0, None]) * w  # (F, M, W) in pixels
+        dy = (pixel_positions(h, maps.device, maps.dtype) - centres[..., 1, None]) * h  # (F, M, H)
+        near = dy[..., :, None] ** 2 + dx[..., None, :] ** 2 < self.ball_diameter_px**2
+        return ((maps * near).sum((2, 3)) / maps.sum((2, 3))).mean(0).float()
+
+    @torch.no_grad()
+    def reseed_maps(self, maps: list[int], frames: torch.Tensor, generator: torch.Generator) -> list[tuple]:
+        """Maps `maps` start again as at initialisation, and so do the idle hidden channels (conv1 channels whose
+        peak response on these frames is under IDLE_SHARE of the strongest one's: a ReLU that never fires
+        gets no gradient, and without it a ball may have no feature a fresh map could pick up). The healthy
+        maps keep their filters, with no weight on a fresh channel, so their outputs do not change; as k-means
+        re-seeds an empty cluster and keeps the rest. Returns (parameter, index) of every changed slice."""
+        was_training = self.training
+        self.eval()
+        peak = torch.relu(self.bn1(self.conv1(frames.to(torch.float32) / 255.0))).amax((0, 2, 3))
+        self.train(was_training)
+        idle = [c for c in range(len(peak)) if peak[c] < IDLE_SHARE * peak.max()]
+        changed = []
+        for c in idle:
+            _draw_default(self.conv1.weight[c], generator)
+            _reset_batchnorm(self.bn1, c, shift=0.0)
+            self.conv2.weight[:, c] = 0.0
+            changed += [(self.conv1.weight, (c,)), (self.bn1.weight, (c,)), (self.bn1.bias, (c,)),
+                        (self.conv2.weight, (slice(None), c))]
+        for k in maps:
+            _draw_default(self.conv2.weight[k], generator)
+            _reset_batchnorm(self.bn2, k, shift=self.map_bias_init)
+            changed += [(self.conv2.weight, (k,)), (self.bn2.weight, (k,)), (self.bn2.bias, (k,))]
+        return changed
 
     def forward(self, frames) -> torch.Tensor:
         """uint8 (B, 3, H, W) frames, or their sparse.Crops (training's batches) -> (B, 2M) centres."""

@@ -8,6 +8,7 @@ it needs of the world (the image size, an observation's length) from there rathe
 """
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from rpm_cli.domains import Domain
@@ -35,3 +36,12 @@ class Encoder(nn.Module):
     def latent_affine(self, length_unit: float) -> tuple[float, float]:
         """(a, b): f_θ sees a * z + b. Vectors pass unchanged."""
         return 1.0, 0.0
+
+    def map_concentration(self, frames) -> torch.Tensor | None:
+        """How much of each map's mass lies near its own centre on these observations (M,), for encoders
+        whose latents are maps' centres; None for the others (no map health to watch, nothing to re-seed)."""
+        return None
+
+    def reseed_maps(self, maps: list[int], frames, generator: torch.Generator) -> list[tuple]:
+        """Draw these maps' own weights afresh; returns (parameter, index) of every slice that changed."""
+        raise NotImplementedError(f"encoder={self.name} has no maps to re-seed")

@@ -1,0 +1,36 @@
+"""recipe_health.png: each run's least concentrated map per epoch (map_concentration, read from the maps alone),
+runs that tracked every ball against those that did not, one panel per recipe; re-seeds marked."""
+from pathlib import Path
+
+from rpm_cli.plotting import plt, save_png
+
+
+def draw_health(found: dict, out_path, tracked) -> Path | None:
+    """found: {recipe: {prior: {seed: record with `metrics`}}}; tracked(record) -> bool. None when no run logged
+    map health."""
+    panels = [(c, [r for runs in priors.values() for r in runs.values() if not r.get("borrowed")
+                   and any("map_concentration" in m for m in r["metrics"])]) for c, priors in found.items()]
+    panels = [(c, runs) for c, runs in panels if runs]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (candidate, runs) in zip(axes[0], panels):
+        for good in (True, False):  # failures drawn last, on top
+            for run in (r for r in runs if tracked(r) == good):
+                lines = [m for m in run["metrics"] if "map_concentration" in m]
+                epochs = [m["epoch"] for m in lines]
+                ax.plot(epochs, [min(m["map_concentration"]) for m in lines], lw=0.8, alpha=0.5 if good else 0.9,
+                        color="tab:blue" if good else "tab:red")
+                ax.plot([m["epoch"] for m in lines if "reseeded_maps" in m],
+                        [min(m["map_concentration"]) for m in lines if "reseeded_maps" in m], "k|", ms=8)
+        ax.set_title(f"{candidate} ({len(runs)} runs)")
+        ax.set_xlabel("epoch")
+    axes[0][0].set_ylabel("least concentrated map")
+    axes[0][0].plot([], [], color="tab:blue", label="every ball tracked")
+    axes[0][0].plot([], [], color="tab:red", label="a ball missed")
+    axes[0][0].plot([], [], "k|", label="epoch after a re-seed")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = save_png(fig, out_path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,72 @@
+"""The recipe study (configs/recipe_protocol.yaml): its seeds, which runs the baseline needs, and its report
+section on run records built by hand."""
+import json
+from pathlib import Path
+
+from rpm_cli import recipe_study, stats
+from rpm_cli.recipe_study import (CHECK_SEEDS, CONFIRMATION_SEEDS, RECIPE_PROTOCOL, RECIPE_SEEDS, baseline_seeds,
+                                  recipe_dir, sweeps)
+from rpm_cli.report import recipe
+from rpm_cli.reproduction import REPORTING_SEEDS, SPEED_SEEDS, SPENT_SEEDS, TUNING_SEEDS, prior_names
+
+RESERVED = {*range(1, 10), *range(5000, 6000)}
+
+
+def test_the_study_selects_on_tuning_seeds_and_confirms_on_seeds_no_role_has_used():
+    assert len(RECIPE_SEEDS) == 25 and set(RECIPE_SEEDS) <= set(TUNING_SEEDS)
+    used = {*TUNING_SEEDS, *REPORTING_SEEDS, *SPENT_SEEDS, *SPEED_SEEDS, *RESERVED}
+    assert len(CONFIRMATION_SEEDS) == 25 and not set(CONFIRMATION_SEEDS) & used
+    assert not set(CHECK_SEEDS) & (used | set(CONFIRMATION_SEEDS))
+    assert set(recipe_study.study_priors()) <= set(prior_names())
+    assert RECIPE_PROTOCOL.target.prior in RECIPE_PROTOCOL.selection_priors
+    assert set(RECIPE_PROTOCOL.conditional) <= set(RECIPE_PROTOCOL.candidates)
+
+
+def _metrics(run_dir: Path, reseeded: bool) -> None:
+    run_dir.mkdir(parents=True)
+    lines = [{"epoch": 3, "loss": 0.2}, {"epoch": 4, "loss": 0.1, **({"reseeded_maps": [1]} if reseeded else {})}]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(tmp_path):
+    assert baseline_seeds(tmp_path, "gaussian") == list(RECIPE_SEEDS)  # nothing known yet: every seed
+    for seed in RECIPE_SEEDS[:-1]:
+        _metrics(recipe_dir(tmp_path, "reseed", "gaussian") / f"seed-{seed}", reseeded=seed in (12, 20))
+    assert baseline_seeds(tmp_path, "gaussian") == [12, 20, RECIPE_SEEDS[-1]]  # the last has not run yet
+    (line,) = sweeps(tmp_path, "default", ["gaussian"])
+    assert line.split()[:2] == ["gaussian", f"12,20,{RECIPE_SEEDS[-1]}"]
+    assert line.endswith("trainer.reseed_below=0")  # the baseline stays the recipe before the remedy
+    (line,) = sweeps(tmp_path, "reseed", ["gaussian"])
+    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.5")
+
+
+def _run(seed: int, tracked: bool, fired: bool = False, catastrophic: bool = False) -> dict:
+    worst = 0.5 if tracked else (70.0 if catastrophic else 6.0)
+    return {"seed": seed, "fired": fired, "metrics": [],
+            "val": {"slot_matched_px": [0.3, 0.2, worst]}, "test": {"slot_matched_px": [0.3, 0.2, worst]}}
+
+
+def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_that_never_fired(monkeypatch):
+    seeds = RECIPE_SEEDS
+    failing = {seeds[3], seeds[7], seeds[9]}
+    runs = {("default", "gaussian"): {s: _run(s, s not in failing, catastrophic=True) for s in failing},
+            ("reseed", "gaussian"): {s: _run(s, s != seeds[9], fired=s in failing) for s in seeds},
+            ("reseed", "laplace"): {s: _run(s, True) for s in seeds}}
+
+    def record(run_dir: Path):
+        candidate, prior, seed = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name[5:])
+        return runs.get((candidate, prior), {}).get(seed)
+
+    monkeypatch.setattr(recipe, "_record", record)
+    found = recipe.collect_recipes("outputs/x")
+    baseline = found["default"]["gaussian"]
+    assert len(baseline) == 25 and sum(bool(r.get("borrowed")) for r in baseline.values()) == 22
+    assert recipe._paired(found["reseed"]["gaussian"], baseline) == (25, 2, 0, stats.mcnemar_exact(2, 0))
+    monkeypatch.setattr(recipe, "draw_health", lambda *args: None)
+    text = recipe.recipe_section("outputs/x")
+    rows = [line for line in text.splitlines() if line.startswith("| gaussian |")]
+    assert rows[0].startswith("| gaussian | default | 25 | 22/25 | 88% [") and "22 read from a run" in rows[0]
+    assert rows[1].startswith("| gaussian | reseed | 25 | 24/25 | 96% [") and "| 3 | 2 / 0 / 0.5 (n = 25) |" in rows[1]
+    assert all(line.count("|") == 9 for line in rows)
+    pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
+    assert "49/50 against 47/50" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from rpm_cli import CONFIG_DIR
 from rpm_cli.layout import METRICS
 
-RECIPE_PROTOCOL = OmegaConf.load(CONFIG_DIR / "recipe_protocol.yaml")
+RECIPE_PROTOCOL = P = OmegaConf.load(CONFIG_DIR / "recipe_protocol.yaml")
 RECIPE_SEEDS = tuple(range(RECIPE_PROTOCOL.seeds.first, RECIPE_PROTOCOL.seeds.last + 1))
 CONFIRMATION_SEEDS = tuple(range(RECIPE_PROTOCOL.confirmation_seeds.first,
                                  RECIPE_PROTOCOL.confirmation_seeds.last + 1))
@@ -47,13 +47,13 @@ def fired(run_dir) -> bool | None:
 
 
 def baseline_seeds(root, prior: str) -> list[int]:
-    """The seeds the baseline must run itself: those where some conditional candidate fired (elsewhere its run
-    is the candidate's, bit for bit), or every seed when no conditional candidate has run."""
-    runs = [recipe_dir(root, c, prior) / f"seed-{s}" for c in RECIPE_PROTOCOL.conditional for s in RECIPE_SEEDS]
-    if not any(fired(r) is not None for r in runs):
+    """The seeds the baseline must run itself: those where a conditional candidate that ran on this prior fired
+    or has not run yet (elsewhere its run is the candidate's, bit for bit); every seed when none has run."""
+    ran = {c: {s: fired(recipe_dir(root, c, prior) / f"seed-{s}") for s in RECIPE_SEEDS} for c in P.conditional}
+    ran = {c: seeds for c, seeds in ran.items() if any(f is not None for f in seeds.values())}
+    if not ran:
         return list(RECIPE_SEEDS)
-    return sorted({s for c in RECIPE_PROTOCOL.conditional for s in RECIPE_SEEDS
-                   if fired(recipe_dir(root, c, prior) / f"seed-{s}") is not False})
+    return sorted({s for seeds in ran.values() for s, f in seeds.items() if f is not False})
 
 
 def sweeps(root, candidate: str, priors) -> list[str]:

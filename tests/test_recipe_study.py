@@ -37,7 +37,10 @@ def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(
     assert line.split()[:2] == ["gaussian", f"12,20,{RECIPE_SEEDS[-1]}"]
     assert line.endswith("trainer.reseed_below=0")  # the baseline stays the recipe before the remedy
     (line,) = sweeps(tmp_path, "reseed", ["gaussian"])
-    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.5")
+    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.125")
+    _metrics(recipe_dir(tmp_path, "reseed50", "gaussian") / "seed-30", reseeded=True)  # a second conditional
+    assert baseline_seeds(tmp_path, "gaussian") == sorted({12, 20, 30, *RECIPE_SEEDS})  # its other seeds: not run
+    assert baseline_seeds(tmp_path, "laplace") == list(RECIPE_SEEDS)
 
 
 def _run(seed: int, tracked: bool, fired: bool = False, catastrophic: bool = False) -> dict:

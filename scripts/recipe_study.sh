@@ -15,7 +15,7 @@ mkdir -p "$OUT/logs"
 for candidate in $CANDIDATES; do
   python -m rpm_cli.recipe_study "$OUT" "$candidate" --priors "$PRIORS" |
     xargs -P "$JOBS" -L 1 bash -c '
-      prior=$0 seeds=$1 dir=$2; shift 3
+      prior=$0 seeds=$1 dir=$2; shift 2  # "$@" are the overrides of the candidate
       if rpm train -m prior="$prior" seed="$seeds" "$@" evaluate=true trainer.threads=1 trainer.progress=false \
           hydra.sweep.dir="$dir" "hydra.sweep.subdir=seed-\${seed}" >>"'"$OUT"'/logs/recipe-'"$candidate"'-$prior.log" 2>&1
       then echo "done recipe '"$candidate"' $prior"; else echo "FAILED recipe '"$candidate"' $prior" >&2; exit 1; fi'

@@ -82,6 +82,12 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
         write_text(path, "".join(ln + "\n" for ln in lines))
 
 
+def _add_to_metrics_line(path: Path, epoch: int, values: dict) -> None:
+    """Add values to the metrics line of (1-based) epoch `epoch`."""
+    lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+    write_text(path, "".join(json.dumps({**m, **values} if m["epoch"] == epoch else m) + "\n" for m in lines))
+
+
 class Trainer:
     """The epoch loop over the training split, shared by every start of a run."""
 
@@ -127,13 +133,21 @@ class Trainer:
         seconds = time.perf_counter() - started
         mean_loss = float(np.mean(losses))
         mean_terms = {k: float(np.mean([t[k] for t in terms])) for k in (terms[0] if terms else {})}
-        metrics = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
-                   "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
-                   **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
+        return {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
+                "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
+                **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
+
+    def check_maps(self, model, optimizer, epoch: int) -> list[int]:
+        """Before 0-based `epoch`: measure the maps as the previous epoch left them, add that to its metrics
+        line, and re-seed those below trainer.reseed_below; returns the re-seeded maps. Computed from the
+        model and the run's seed alone, so a run resumed from the previous epoch's checkpoint decides the same."""
         concentration = model.encoder.map_concentration(self.health_frames)
-        if concentration is not None:
-            metrics["map_concentration"] = [round(float(c), 4) for c in concentration]
-        return metrics
+        if concentration is None:
+            return []
+        health = [round(float(c), 4) for c in concentration]
+        _add_to_metrics_line(self.run_dir / METRICS, epoch, {"map_concentration": health})
+        return reseed_unhealthy(model, optimizer, health, self.cfg.trainer.reseed_below, self.health_frames,
+                                self.cfg.seed, epoch)
 
 
 def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:
@@ -211,10 +225,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
     metrics = state["metrics"] if state else {}
     checks = reseed_epochs(select_epochs or 1, t_cfg.epochs) if t_cfg.reseed_below > 0 else range(0)
     for epoch in range(first_epoch, t_cfg.epochs):
-        reseeded = []
-        if epoch in checks and "map_concentration" in metrics:  # decided by the saved epoch: a resume agrees
-            reseeded = reseed_unhealthy(model, optimizer, metrics["map_concentration"], t_cfg.reseed_below,
-                                        trainer.health_frames, cfg.seed, epoch)
+        reseeded = trainer.check_maps(model, optimizer, epoch) if epoch in checks else []
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)
         if reseeded:
             metrics["reseeded_maps"] = reseeded

@@ -44,8 +44,11 @@ def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(
 
 
 def _run(seed: int, tracked: bool, fired: bool = False, catastrophic: bool = False) -> dict:
+    """A run record; a run that fires (re-seeds) had an empty map at its first check."""
     worst = 0.5 if tracked else (70.0 if catastrophic else 6.0)
-    return {"seed": seed, "fired": fired, "metrics": [],
+    health = {"epoch": 2, "map_concentration": [0.05 if fired else 0.6 + seed / 1000, 0.9, 0.9]}
+    return {"seed": seed, "fired": fired, "metrics": [{"epoch": 1}, health], "path": Path(f"run-{seed}"),
+            "config": {"trainer": {"restarts": 5, "restart_epochs": 2}},
             "val": {"slot_matched_px": [0.3, 0.2, worst]}, "test": {"slot_matched_px": [0.3, 0.2, worst]}}
 
 
@@ -66,10 +69,18 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     assert len(baseline) == 25 and sum(bool(r.get("borrowed")) for r in baseline.values()) == 22
     assert recipe._paired(found["reseed"]["gaussian"], baseline) == (25, 2, 0, stats.mcnemar_exact(2, 0))
     monkeypatch.setattr(recipe, "draw_health", lambda *args: None)
+    drawn = {}
+    monkeypatch.setattr(recipe, "draw_failure_maps", lambda pairs, path: drawn.setdefault("pairs", pairs) and None)
     text = recipe.recipe_section("outputs/x")
+    labels = [label for label, _ in drawn["pairs"]]  # each catastrophic baseline run beside the candidate's
+    assert len(labels) == 6 and labels[0].startswith(f"gaussian seed {seeds[3]}, default: worst ball 70.0")
+    assert labels[5].startswith(f"gaussian seed {seeds[9]}, reseed: worst ball 6.0")
     rows = [line for line in text.splitlines() if line.startswith("| gaussian |")]
     assert rows[0].startswith("| gaussian | default | 25 | 22/25 | 88% [") and "22 read from a run" in rows[0]
     assert rows[1].startswith("| gaussian | reseed | 25 | 24/25 | 96% [") and "| 3 | 2 / 0 / 0.5 (n = 25) |" in rows[1]
     assert all(line.count("|") == 9 for line in rows)
+    shows = next(line for line in text.splitlines() if line.startswith("- gaussian: catastrophic"))
+    assert shows == f"- gaussian: catastrophic baseline seeds 0.050, 0.050, 0.050; seeds where the baseline tracked every " \
+        f"ball: lowest {0.6 + seeds[0] / 1000:.3f} (n = 22)"
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
     assert "49/50 against 47/50" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled

@@ -1,8 +1,12 @@
-"""recipe_health.png: each run's least concentrated map per epoch (map_concentration, read from the maps alone),
-runs that tracked every ball against those that did not, one panel per recipe; re-seeds marked."""
+"""The recipe study's pictures: recipe_health.png, each run's least concentrated map at each check
+(map_concentration, read from the maps alone), runs that tracked every ball against those that did not, one
+panel per recipe, re-seeds marked; recipe_maps.png, failing baseline runs' maps beside the candidate's."""
+import tempfile
 from pathlib import Path
 
+from rpm_cli.figures.maps import draw_maps, draw_sweep_maps
 from rpm_cli.plotting import plt, save_png
+from rpm_cli.runs import load_run
 
 
 def draw_health(found: dict, out_path, tracked) -> Path | None:
@@ -34,3 +38,17 @@ def draw_health(found: dict, out_path, tracked) -> Path | None:
     path = save_png(fig, out_path)
     plt.close(fig)
     return path
+
+
+def draw_failure_maps(pairs: list[tuple[str, Path]], out_path) -> Path | None:
+    """recipe_maps.png: the maps of the runs named in pairs [(label, run dir)] on the first validation frame,
+    one tile each (a failing baseline run beside the candidate's run of the same seed)."""
+    if not pairs:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        tiles = []
+        for k, (label, run_dir) in enumerate(pairs):
+            run = load_run(run_dir)
+            val = run.video("val")
+            tiles.append((label, draw_maps(run.encoder, val.frames[:1], val.centres[:1], Path(tmp) / f"{k}.png")))
+        return draw_sweep_maps(tiles, out_path, columns=2)

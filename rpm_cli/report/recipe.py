@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from rpm_cli import stats
-from rpm_cli.figures.health import draw_health
+from rpm_cli.figures.health import draw_failure_maps, draw_health
 from rpm_cli.layout import METRICS
 from rpm_cli.records import is_evaluated, run_record
 from rpm_cli.recipe_study import RECIPE_PROTOCOL, RECIPE_SEEDS, candidates, fired, recipe_dir, study_priors
@@ -15,13 +15,15 @@ from rpm_cli.report.confidence import registration_commit
 
 P = RECIPE_PROTOCOL
 BASELINE = P.baseline
+FINAL = list(P.candidates)[-1]  # the candidate tried last
 
 
 def _record(run_dir: Path) -> dict | None:
     if not (run_dir / "evaluation.json").exists() or not is_evaluated(run_dir):
         return None
     lines = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line]
-    return {**run_record(run_dir), "metrics": lines, "fired": any("reseeded_maps" in m for m in lines)}
+    return {**run_record(run_dir), "metrics": lines, "fired": any("reseeded_maps" in m for m in lines),
+            "path": run_dir}
 
 
 def collect_recipes(root) -> dict[str, dict[str, dict[int, dict]]]:
@@ -88,10 +90,12 @@ def _identity_check(found) -> str:
 def _first_check(run: dict) -> float | None:
     """The least concentrated map when the first re-seed check reads it (the chosen start's last epoch): up to
     there a conditional candidate's run is the baseline's."""
+    lines = [m for m in run["metrics"] if "map_concentration" in m]
+    if not lines:
+        return None
     trainer = run["config"]["trainer"]
     at = trainer["restart_epochs"] if trainer["restarts"] > 1 else 1
-    lines = [m for m in run["metrics"] if m["epoch"] == at and "map_concentration" in m]
-    return min(lines[0]["map_concentration"]) if lines else None
+    return next((min(m["map_concentration"]) for m in lines if m["epoch"] == at), None)
 
 
 def _what_shows_it(found) -> list[str]:
@@ -112,6 +116,19 @@ def _what_shows_it(found) -> list[str]:
             out.append(f"- {prior}: catastrophic baseline seeds {', '.join(f'{v:.3f}' for v in bad) or 'none'}; "
                        f"seeds where the baseline tracked every ball: lowest {good[0]:.3f} (n = {len(good)})")
     return out
+
+
+def _failure_pairs(found, most: int = 4) -> list[tuple[str, Path]]:
+    """(label, run dir) of the baseline's catastrophic runs (its own, not borrowed) and the last candidate's
+    run of the same prior and seed, at most `most` pairs."""
+    pairs = []
+    for prior in study_priors():
+        base, new = found.get(BASELINE, {}).get(prior, {}), found.get(FINAL, {}).get(prior, {})
+        for seed in sorted(base.keys() & new.keys()):
+            if worst_px(base[seed]) >= P.catastrophic_px and len(pairs) < 2 * most:
+                pairs += [(f"{prior} seed {seed}, {c}: worst ball {worst_px(r[seed]):.1f} px", r[seed]["path"])
+                          for c, r in ((BASELINE, base), (FINAL, new))]
+    return pairs
 
 
 def recipe_section(root) -> str | None:
@@ -167,4 +184,8 @@ def recipe_section(root) -> str | None:
                   "when the chosen start's last epoch ends, where the first check reads it:", "", *shows]
     if (picture := draw_health(found, root / "figures" / "recipe_health.png", tracked)) is not None:
         lines += ["", f"![map health over training]({picture.relative_to(root)})"]
+    if (picture := draw_failure_maps(_failure_pairs(found), root / "figures" / "recipe_maps.png")) is not None:
+        lines += ["", "The baseline's catastrophic runs (left: a map on the background, another spread over two "
+                  f"balls) and the `{FINAL}` candidate's run of the same seed (right), first validation frame:",
+                  "", f"![maps of failing runs]({picture.relative_to(root)})"]
     return "\n".join(lines)

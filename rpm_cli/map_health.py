@@ -18,7 +18,9 @@ def health_frames(n_frames: int) -> torch.Tensor:
 
 def reseed_epochs(first: int, epochs: int) -> range:
     """0-based epochs before which a check may re-seed: after the first trained epoch (or the chosen start's
-    last), while at least two epochs remain to learn a ball with the fresh map."""
+    last), while at least two epochs remain to learn a ball with the fresh map. A run extended on resume
+    (`trainer.epochs=N`) checks by its new length from where it resumes, so it matches a run trained for N
+    epochs from the start only if no check of the longer window fired."""
     return range(max(first, 1), epochs - 1)
 
 
@@ -34,7 +36,9 @@ def reseed_unhealthy(model, optimizer, concentration: list[float], threshold: fl
     returns the maps' indices.
 
     The optimizer's moments for the fresh slices are zeroed, so fresh weights do not inherit the stalled
-    gradients' statistics of the ones they replace.
+    gradients' statistics of the ones they replace. Adam's step count belongs to the whole parameter, so its
+    bias correction is spent and the fresh slices take larger steps than a new Adam would for their first few
+    hundred steps (about 3x lr at first): measured as part of the recipe, not corrected.
     """
     unhealthy = [k for k, c in enumerate(concentration) if c < threshold]
     if unhealthy:

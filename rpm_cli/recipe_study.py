@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from rpm_cli import CONFIG_DIR
-from rpm_cli.layout import METRICS
+from rpm_cli.layout import EVALUATION, METRICS
 
 RECIPE_PROTOCOL = P = OmegaConf.load(CONFIG_DIR / "recipe_protocol.yaml")
 RECIPE_SEEDS = tuple(range(RECIPE_PROTOCOL.seeds.first, RECIPE_PROTOCOL.seeds.last + 1))
@@ -39,9 +39,9 @@ def overrides(candidate: str) -> str:
 
 
 def fired(run_dir) -> bool | None:
-    """Whether a conditional candidate's run re-seeded a map (None while it has no metrics)."""
+    """Whether a conditional candidate's run re-seeded a map (None until it is evaluated)."""
     path = Path(run_dir) / METRICS
-    if not path.exists():
+    if not (Path(run_dir) / EVALUATION).exists():  # unfinished, killed or diverged: not known yet
         return None
     return any("reseeded_maps" in json.loads(line) for line in path.read_text().splitlines() if line)
 

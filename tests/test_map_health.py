@@ -133,3 +133,14 @@ def test_a_run_killed_after_a_reseed_resumes_exactly(tiny_cfg, tmp_path, monkeyp
     strip = [{k: v for k, v in line.items() if k not in ("seconds", "frames_per_s")} for line in _lines(run)]
     assert strip == [{k: v for k, v in line.items() if k not in ("seconds", "frames_per_s")}
                      for line in _lines(tmp_path / "clean")]
+
+
+def test_a_run_whose_maps_stay_healthy_is_the_run_without_checks(tiny_cfg, tmp_path):
+    """The recipe study reads the baseline from a candidate's run that never re-seeded: bit for bit the same."""
+    train(tiny_cfg(*RESEED[:-2], "trainer.reseed_below=1e-9", "seed=7"), tmp_path / "checked")
+    train(tiny_cfg(*RESEED[:-2], "seed=7"), tmp_path / "off")
+    checked, off = (load_checkpoint(tmp_path / name / CHECKPOINT) for name in ("checked", "off"))
+    assert all(torch.equal(checked["model"][k], off["model"][k]) for k in off["model"])
+    lines = _lines(tmp_path / "checked")
+    assert "map_concentration" in lines[0] and not any("reseeded_maps" in line for line in lines)
+    assert [line["loss"] for line in lines] == [line["loss"] for line in _lines(tmp_path / "off")]

@@ -26,6 +26,7 @@ def _metrics(run_dir: Path, reseeded: bool) -> None:
     run_dir.mkdir(parents=True)
     lines = [{"epoch": 3, "loss": 0.2}, {"epoch": 4, "loss": 0.1, **({"reseeded_maps": [1]} if reseeded else {})}]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (run_dir / "evaluation.json").write_text("{}")
 
 
 def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(tmp_path):
@@ -33,6 +34,9 @@ def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(
     for seed in RECIPE_SEEDS[:-1]:
         _metrics(recipe_dir(tmp_path, "reseed", "gaussian") / f"seed-{seed}", reseeded=seed in (12, 20))
     assert baseline_seeds(tmp_path, "gaussian") == [12, 20, RECIPE_SEEDS[-1]]  # the last has not run yet
+    (recipe_dir(tmp_path, "reseed", "gaussian") / "seed-11" / "evaluation.json").unlink()  # killed, say
+    assert baseline_seeds(tmp_path, "gaussian") == [11, 12, 20, RECIPE_SEEDS[-1]]
+    (recipe_dir(tmp_path, "reseed", "gaussian") / "seed-11" / "evaluation.json").write_text("{}")
     (line,) = sweeps(tmp_path, "default", ["gaussian"])
     assert line.split()[:2] == ["gaussian", f"12,20,{RECIPE_SEEDS[-1]}"]
     assert line.endswith("trainer.reseed_below=0")  # the baseline stays the recipe before the remedy

@@ -25,14 +25,15 @@ def draw_health(found: dict, out_path, tracked) -> Path | None:
                 epochs = [m["epoch"] for m in lines]
                 ax.plot(epochs, [min(m["map_concentration"]) for m in lines], lw=0.8, alpha=0.5 if good else 0.9,
                         color="tab:blue" if good else "tab:red")
-                ax.plot([m["epoch"] for m in lines if "reseeded_maps" in m],
-                        [min(m["map_concentration"]) for m in lines if "reseeded_maps" in m], "k|", ms=8)
+                checked = {m["epoch"]: min(m["map_concentration"]) for m in lines}
+                after = [m["epoch"] - 1 for m in run["metrics"] if "reseeded_maps" in m and m["epoch"] - 1 in checked]
+                ax.plot(after, [checked[e] for e in after], "k|", ms=8)
         ax.set_title(f"{candidate} ({len(runs)} runs)")
         ax.set_xlabel("epoch")
     axes[0][0].set_ylabel("least concentrated map")
     axes[0][0].plot([], [], color="tab:blue", label="every ball tracked")
     axes[0][0].plot([], [], color="tab:red", label="a ball missed")
-    axes[0][0].plot([], [], "k|", label="epoch after a re-seed")
+    axes[0][0].plot([], [], "k|", label="a check that re-seeded")
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = save_png(fig, out_path)

@@ -133,8 +133,9 @@ class CentreOfMassEncoder(Encoder):
         """Maps `maps` start again as at initialisation, and so do the idle hidden channels (conv1 channels whose
         peak response on these frames is under IDLE_SHARE of the strongest one's: a ReLU that never fires
         gets no gradient, and without it a ball may have no feature a fresh map could pick up). The healthy
-        maps keep their filters, with no weight on a fresh channel, so their outputs do not change; as k-means
-        re-seeds an empty cluster and keeps the rest. Returns (parameter, index) of every changed slice."""
+        maps keep their filters, with no weight on a fresh channel, so their outputs change only by what the
+        idle channels gave them (under 1 % of the strongest feature); as k-means re-seeds an empty cluster and
+        keeps the rest. Returns (parameter, index) of every changed slice."""
         was_training = self.training
         self.eval()
         peak = torch.relu(self.bn1(self.conv1(frames.to(torch.float32) / 255.0))).amax((0, 2, 3))

@@ -125,7 +125,7 @@ def _failure_pairs(found, most: int = 4) -> list[tuple[str, Path]]:
     for prior in study_priors():
         base, new = found.get(BASELINE, {}).get(prior, {}), found.get(FINAL, {}).get(prior, {})
         for seed in sorted(base.keys() & new.keys()):
-            if worst_px(base[seed]) >= P.catastrophic_px and len(pairs) < 2 * most:
+            if worst_px(base[seed]) >= P.catastrophic_px and not base[seed].get("borrowed") and len(pairs) < 2 * most:
                 pairs += [(f"{prior} seed {seed}, {c}: worst ball {worst_px(r[seed]):.1f} px", r[seed]["path"])
                           for c, r in ((BASELINE, base), (FINAL, new))]
     return pairs
@@ -174,8 +174,9 @@ def recipe_section(root) -> str | None:
     for candidate, (new, base) in pooled.items():
         if new:
             n, only_new, only_base, p = _paired(new, base)
+            priors = [p for p in P.selection_priors if any(key[0] == p for key in new)]
             lines.append(f"- `{candidate}` ({P.candidates[candidate].overrides}, {P.candidates[candidate].epochs_ratio:g}× "
-                         f"the baseline's epochs): {_rate(list(new.values())).split(' | ')[0]} against "
+                         f"the baseline's epochs; {', '.join(priors)}): {_rate(list(new.values())).split(' | ')[0]} against "
                          f"{_rate(list(base.values())).split(' | ')[0]}; it alone tracks on {only_new}, the baseline "
                          f"alone on {only_base} (exact McNemar p = {p:.3g}, n = {n}).")
     if shows := _what_shows_it(found):

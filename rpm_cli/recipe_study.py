@@ -18,6 +18,8 @@ CONFIRMATION_SEEDS = tuple(range(RECIPE_PROTOCOL.confirmation_seeds.first,
 CHECK_SEEDS = tuple(RECIPE_PROTOCOL.check_seeds)
 # The baseline is the default recipe as it was before any remedy, whatever trainer=tuned holds later.
 BASELINE_OVERRIDES = "trainer.reseed_below=0"
+# Once the recipe is frozen in trainer=tuned: the default as committed, on the fresh reporting seeds.
+CONFIRMATION = "confirmation"
 
 
 def study_priors() -> tuple[str, ...]:
@@ -26,6 +28,10 @@ def study_priors() -> tuple[str, ...]:
 
 def candidates() -> tuple[str, ...]:
     return (RECIPE_PROTOCOL.baseline, *RECIPE_PROTOCOL.candidates)
+
+
+def confirmation_dir(root, prior: str) -> Path:
+    return Path(root) / "recipe_confirmation" / prior
 
 
 def recipe_dir(root, candidate: str, prior: str) -> Path:
@@ -59,6 +65,8 @@ def baseline_seeds(root, prior: str) -> list[int]:
 def sweeps(root, candidate: str, priors) -> list[str]:
     """One line per prior with something to run: prior, comma-separated seeds, the folder of its run dirs,
     the candidate's overrides."""
+    if candidate == CONFIRMATION:  # the target prior only, under the default recipe as committed
+        return [f"{P.target.prior} {','.join(map(str, CONFIRMATION_SEEDS))} {confirmation_dir(root, P.target.prior)}"]
     lines = []
     for prior in priors:
         seeds = baseline_seeds(root, prior) if candidate == RECIPE_PROTOCOL.baseline else list(RECIPE_SEEDS)
@@ -72,7 +80,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m rpm_cli.recipe_study",
                                      description="print the sweeps of scripts/recipe_study.sh, one per prior")
     parser.add_argument("root")
-    parser.add_argument("candidate", choices=candidates())
+    parser.add_argument("candidate", choices=(*candidates(), CONFIRMATION))
     parser.add_argument("--priors", default="", help=f"default: {' '.join(study_priors())}")
     args = parser.parse_args(argv)
     priors = args.priors.split() or list(study_priors())

@@ -2,8 +2,10 @@
 # The default recipe's robustness study (configs/recipe_protocol.yaml): each candidate recipe on every prior of
 # the protocol, tuning seeds 10-34, evaluated (the choice reads the validation video); `rpm report` reads
 # $OUT/recipe/<candidate>/<prior>/seed-N. Run the conditional candidate (reseed) before the baseline: the
-# baseline then runs only where the candidate fired. One `rpm train -m` sweep per prior, JOBS at a time,
-# 1 thread each; re-running skips finished runs.
+# baseline then runs only where the candidate fired. CANDIDATES=confirmation, once the recipe is frozen in
+# trainer=tuned: the protocol's target prior under the committed default on the fresh confirmation seeds
+# ($OUT/recipe_confirmation/<prior>/seed-N, scored on the test video). One `rpm train -m` sweep per prior,
+# JOBS at a time, 1 thread each; re-running skips finished runs.
 #   OUT=outputs/reproduce  CANDIDATES="reseed default"  PRIORS="" (all)  JOBS=2
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -52,7 +52,7 @@ def _run(seed: int, tracked: bool, fired: bool = False, catastrophic: bool = Fal
     worst = 0.5 if tracked else (70.0 if catastrophic else 6.0)
     health = {"epoch": 2, "map_concentration": [0.05 if fired else 0.6 + seed / 1000, 0.9, 0.9]}
     return {"seed": seed, "fired": fired, "metrics": [{"epoch": 1}, health], "path": Path(f"run-{seed}"),
-            "config": {"trainer": {"restarts": 5, "restart_epochs": 2}},
+            "config": {"trainer": {"restarts": 5, "restart_epochs": 2, "reseed_below": 0.125}},
             "val": {"slot_matched_px": [0.3, 0.2, worst]}, "test": {"slot_matched_px": [0.3, 0.2, worst]}}
 
 
@@ -61,7 +61,8 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     failing = {seeds[3], seeds[7], seeds[9]}
     runs = {("default", "gaussian"): {s: _run(s, s not in failing, catastrophic=True) for s in failing},
             ("reseed", "gaussian"): {s: _run(s, s != seeds[9], fired=s in failing) for s in seeds},
-            ("reseed", "laplace"): {s: _run(s, True) for s in seeds}}
+            ("reseed", "laplace"): {s: _run(s, True) for s in seeds},
+            ("recipe_confirmation", "gaussian"): {s: _run(s, s != CONFIRMATION_SEEDS[0]) for s in CONFIRMATION_SEEDS}}
 
     def record(run_dir: Path):
         candidate, prior, seed = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name[5:])
@@ -86,5 +87,8 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     shows = next(line for line in text.splitlines() if line.startswith("- gaussian: catastrophic"))
     assert shows == f"- gaussian: catastrophic baseline seeds 0.050, 0.050, 0.050; seeds where the baseline tracked every " \
         f"ball: lowest {0.6 + seeds[0] / 1000:.3f} (n = 22)"
+    confirmed = next(line for line in text.splitlines() if line.startswith("**Confirmed once**"))
+    assert "(reseed_below = 0.125)" in confirmed and "every ball tracked on 24/25, 96% [" in confirmed
+    assert f"against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
-    assert "49/50 against 47/50" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
+    assert "49/50 against 47/50" in pooled and "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled

@@ -10,7 +10,8 @@ from rpm_cli import stats
 from rpm_cli.figures.health import draw_failure_maps, draw_health
 from rpm_cli.layout import METRICS
 from rpm_cli.records import is_evaluated, run_record
-from rpm_cli.recipe_study import RECIPE_PROTOCOL, RECIPE_SEEDS, candidates, fired, recipe_dir, study_priors
+from rpm_cli.recipe_study import (CONFIRMATION_SEEDS, RECIPE_PROTOCOL, RECIPE_SEEDS, candidates, confirmation_dir,
+                                  recipe_dir, study_priors)
 from rpm_cli.report.confidence import registration_commit
 
 P = RECIPE_PROTOCOL
@@ -45,12 +46,12 @@ def collect_recipes(root) -> dict[str, dict[str, dict[int, dict]]]:
     return found
 
 
-def worst_px(run: dict) -> float:
-    return max(run[P.video]["slot_matched_px"])
+def worst_px(run: dict, video: str = P.video) -> float:
+    return max(run[video]["slot_matched_px"])
 
 
-def tracked(run: dict) -> bool:
-    return worst_px(run) < P.threshold_px
+def tracked(run: dict, video: str = P.video) -> bool:
+    return worst_px(run, video) < P.threshold_px
 
 
 def _rate(runs: list[dict]) -> str:
@@ -131,6 +132,28 @@ def _failure_pairs(found, most: int = 4) -> list[tuple[str, Path]]:
     return pairs
 
 
+def _confirmation(root: Path, found) -> list[str]:
+    """The frozen default on the fresh confirmation seeds (test video) against its rate on the tuning seeds."""
+    prior = P.target.prior
+    runs = [r for s in CONFIRMATION_SEEDS if (r := _record(confirmation_dir(root, prior) / f"seed-{s}"))]
+    tuning = list(found.get(FINAL, {}).get(prior, {}).values())
+    if not runs or not tuning:
+        return []
+    k, n = sum(tracked(r, "test") for r in runs), len(runs)
+    k0, n0 = sum(map(tracked, tuning)), len(tuning)
+    (low, high), (low0, high0) = stats.wilson(k, n), stats.wilson(k0, n0)
+    catastrophic = sum(worst_px(r, "test") >= P.catastrophic_px for r in runs)
+    holds = low0 <= k / n <= high0
+    recipe = runs[0]["config"]["trainer"]
+    return ["", f"**Confirmed once**, after the recipe was frozen in `configs/trainer/tuned.yaml` "
+            f"(reseed_below = {recipe['reseed_below']:g}): `rpm train prior={prior}` on the fresh reporting seeds "
+            f"{CONFIRMATION_SEEDS[0]}–{CONFIRMATION_SEEDS[-1]}, test video: every ball tracked on {k}/{n}, "
+            f"{k / n:.0%} [{low:.0%}, {high:.0%}] ({catastrophic} catastrophic; "
+            f"{sum(r['fired'] for r in runs)} runs re-seeded a map), against {k0}/{n0}, {k0 / n0:.0%} "
+            f"[{low0:.0%}, {high0:.0%}] on the tuning seeds' validation video: "
+            f"{'within' if holds else 'outside'} the tuning interval (Fisher p = {stats.fisher(k, n, k0, n0):.3g})."]
+
+
 def recipe_section(root) -> str | None:
     root = Path(root)
     found = collect_recipes(root)
@@ -179,6 +202,7 @@ def recipe_section(root) -> str | None:
                          f"the baseline's epochs; {', '.join(priors)}): {_rate(list(new.values())).split(' | ')[0]} against "
                          f"{_rate(list(base.values())).split(' | ')[0]}; it alone tracks on {only_new}, the baseline "
                          f"alone on {only_base} (exact McNemar p = {p:.3g}, n = {n}).")
+    lines += _confirmation(root, found)
     if shows := _what_shows_it(found):
         lines += ["", "What shows a failure without labels: the least concentrated map (its share of mass within a "
                   "ball diameter of its centre, on 64 training frames; a uniform map scores 0.049 at paper size) "

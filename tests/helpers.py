@@ -2,10 +2,13 @@
 import os
 import subprocess
 
+import pytest
+
 from hydra import compose, initialize_config_dir
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.resolvers import register_resolvers
+from rpm_cli.train import Trainer, train
 
 # Tiny but real: 64x64 frames, 2 balls, 60 frames; every test video renders in milliseconds.
 TINY = [
@@ -38,3 +41,19 @@ def run_rpm(args, cwd, check=False, timeout=300, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"rpm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def train_killed_at_epoch(cfg, run_dir, n: int, monkeypatch) -> None:
+    """Train as a run killed (KeyboardInterrupt) when its n-th epoch, counting every start's, begins."""
+    real_epoch, calls = Trainer.epoch, {"n": 0}
+
+    def killed(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real_epoch(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "epoch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, run_dir)

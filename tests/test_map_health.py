@@ -10,7 +10,8 @@ from rpm_cli.map_health import reseed_epochs, reseed_unhealthy
 from rpm_cli.models.encoder import CentreOfMassEncoder
 from rpm_cli.models.model import Model
 from rpm_cli.runs import load_checkpoint
-from rpm_cli.train import Trainer, train
+from rpm_cli.train import train
+from tests.helpers import train_killed_at_epoch
 
 
 def _encoder_with_maps(maps: torch.Tensor, monkeypatch) -> CentreOfMassEncoder:
@@ -114,19 +115,8 @@ def test_training_logs_map_health_and_reseeds_below_the_threshold(tiny_cfg, tmp_
 
 def test_a_run_killed_after_a_reseed_resumes_exactly(tiny_cfg, tmp_path, monkeypatch):
     train(tiny_cfg(*RESEED), tmp_path / "clean")
-    real_epoch, calls = Trainer.epoch, {"n": 0}
-
-    def killed_in_the_third_epoch(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_epoch(self, *args, **kwargs)
-
     run = tmp_path / "killed"
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "epoch", killed_in_the_third_epoch)
-        with pytest.raises(KeyboardInterrupt):
-            train(tiny_cfg(*RESEED), run)
+    train_killed_at_epoch(tiny_cfg(*RESEED), run, 3, monkeypatch)  # after the re-seed before epoch 2
     train(tiny_cfg(*RESEED, f"resume={run}"), run)
     clean, resumed = load_checkpoint(tmp_path / "clean" / CHECKPOINT), load_checkpoint(run / CHECKPOINT)
     assert all(torch.equal(clean["model"][k], resumed["model"][k]) for k in clean["model"])

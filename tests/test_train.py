@@ -9,7 +9,8 @@ from rpm_cli.records import run_record
 from rpm_cli.layout import CHECKPOINT, EVALUATION, METRICS, STARTS
 from rpm_cli.runs import load_checkpoint
 from rpm_cli.models.model import Model
-from rpm_cli.train import Trainer, train
+from rpm_cli.train import train
+from tests.helpers import train_killed_at_epoch
 
 
 def _losses(run_dir):
@@ -98,19 +99,8 @@ def test_restarts_continue_the_start_with_the_lowest_loss(tiny_cfg, tmp_path):
 
 def test_run_killed_while_choosing_a_start_resumes_exactly(tiny_cfg, tmp_path, monkeypatch):
     train(tiny_cfg(*RESTARTS), tmp_path / "clean")
-    real_epoch, calls = Trainer.epoch, {"n": 0}
-
-    def killed_in_the_third_start(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_epoch(self, *args, **kwargs)
-
     run = tmp_path / "killed"
-    with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "epoch", killed_in_the_third_start)
-        with pytest.raises(KeyboardInterrupt):
-            train(tiny_cfg(*RESTARTS), run)
+    train_killed_at_epoch(tiny_cfg(*RESTARTS), run, 3, monkeypatch)  # in the third start
     state = load_checkpoint(run / CHECKPOINT)
     assert state["epoch"] == 0 and len(state["starts"]) == 2 and not (run / METRICS).exists()
     train(tiny_cfg(*RESTARTS, f"resume={run}"), run)

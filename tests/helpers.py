@@ -3,7 +3,6 @@ import os
 import subprocess
 
 import pytest
-
 from hydra import compose, initialize_config_dir
 
 from rpm_cli import CONFIG_DIR

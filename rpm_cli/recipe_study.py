@@ -65,8 +65,10 @@ def baseline_seeds(root, prior: str) -> list[int]:
 def sweeps(root, candidate: str, priors) -> list[str]:
     """One line per prior with something to run: prior, comma-separated seeds, the folder of its run dirs,
     the candidate's overrides."""
-    if candidate == CONFIRMATION:  # the target prior only, under the default recipe as committed
-        return [f"{P.target.prior} {','.join(map(str, CONFIRMATION_SEEDS))} {confirmation_dir(root, P.target.prior)}"]
+    if candidate == CONFIRMATION:  # the target prior only, under the default recipe as committed; two halves,
+        half = len(CONFIRMATION_SEEDS) // 2  # so that two jobs share the work
+        return [f"{P.target.prior} {','.join(map(str, seeds))} {confirmation_dir(root, P.target.prior)}"
+                for seeds in (CONFIRMATION_SEEDS[:half], CONFIRMATION_SEEDS[half:])]
     lines = []
     for prior in priors:
         seeds = baseline_seeds(root, prior) if candidate == RECIPE_PROTOCOL.baseline else list(RECIPE_SEEDS)

@@ -92,3 +92,10 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     assert f"against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
     assert "49/50 against 47/50" in pooled and "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
+
+
+def test_the_confirmation_runs_the_committed_default_on_every_confirmation_seed(tmp_path):
+    lines = sweeps(tmp_path, recipe_study.CONFIRMATION, ["gaussian", "laplace"])
+    assert all(line.split()[0] == RECIPE_PROTOCOL.target.prior and len(line.split()) == 3 for line in lines)
+    seeds = [int(s) for line in lines for s in line.split()[1].split(",")]
+    assert seeds == list(CONFIRMATION_SEEDS)

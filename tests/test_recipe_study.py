@@ -99,3 +99,16 @@ def test_the_confirmation_runs_the_committed_default_on_every_confirmation_seed(
     assert all(line.split()[0] == RECIPE_PROTOCOL.target.prior and len(line.split()) == 3 for line in lines)
     seeds = [int(s) for line in lines for s in line.split()[1].split(",")]
     assert seeds == list(CONFIRMATION_SEEDS)
+
+
+def test_the_report_names_tuned_runs_trained_under_another_reseed_default():
+    from omegaconf import OmegaConf
+
+    from rpm_cli import CONFIG_DIR
+    from rpm_cli.report.reproduction import _differs_from_today
+
+    today = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer.reseed_below
+    runs = [{"config": {"trainer": {"reseed_below": value}}} for value in (today, 0.7, 0.7)]
+    assert _differs_from_today({"tuned": {"gaussian": runs[:1]}}) == ""
+    line = _differs_from_today({"tuned": {"gaussian": runs}, "paper": {"gaussian": runs}})
+    assert "2 of the tuned runs" in line and "they ran with 0.7" in line

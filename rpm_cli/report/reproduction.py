@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
@@ -188,6 +189,7 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
     recipe_files = {"tuned": "trainer/tuned.yaml", "paper": "trainer/paper.yaml"}
     recipes = "\n\n".join(f"`configs/{recipe_files[p]}`:\n```yaml\n{(CONFIG_DIR / recipe_files[p]).read_text().strip()}\n```"
                           for p in found if p in recipe_files)
+    recipes += _differs_from_today(found)
     figure_preset = "tuned" if "tuned" in found else next(iter(found))
     batch = runs[0]["config"]["trainer"]["batch_size"]
     priors_figure = root / "figures" / "priors.png"
@@ -240,6 +242,20 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         "## Exact commands and configs\n\n```bash\n" + commands + "\nrpm evaluate run_dir=<run dir>\n```\n\n" + recipes,
     ]
     return _write(root, sections)
+
+
+def _differs_from_today(found: dict) -> str:
+    """A line for runs trained under an older default of a key the recipe files now set otherwise (the runs'
+    own configs, in their checkpoints, are what they used)."""
+    today = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer.reseed_below
+    older = [run for runs in found.get("tuned", {}).values() for run in runs
+             if run["config"]["trainer"]["reseed_below"] != today]
+    if not older:
+        return ""
+    values = sorted({r["config"]["trainer"]["reseed_below"] for r in older})
+    return (f"\n\n{len(older)} of the tuned runs above were trained before `trainer.reseed_below` took its "
+            f"present value ({today:g}): they ran with {', '.join(f'{v:g}' for v in values)} (see the recipe "
+            f"study's section); each run's own config is in its checkpoint.")
 
 
 def _write(root: Path, sections: list[str]) -> Path:

@@ -159,6 +159,8 @@ def recipe_section(root) -> str | None:
     found = collect_recipes(root)
     if not found:
         return None
+    short = [f"{c} {p} ({len(runs)})" for c, priors in found.items() for p, runs in priors.items()
+             if len(runs) < len(RECIPE_SEEDS)]
     lines = [f"Protocol in configs/recipe_protocol.yaml (first committed in {registration_commit('recipe_protocol.yaml')}; "
              f"candidates were added in the order tried, each after the previous one's runs were seen); "
              f"`OUT={root} bash scripts/recipe_study.sh`, then `rpm report`. Tuning seeds "
@@ -167,7 +169,8 @@ def recipe_section(root) -> str | None:
              f"error at least {P.catastrophic_px:g} px (a map on no ball). The criterion is the success rate pooled "
              f"over {', '.join(P.selection_priors)}; {', '.join(P.reported_priors)} are reported under the same "
              f"recipes, not selected on. Baseline `{BASELINE}`: trainer=tuned before any remedy."
-             + _identity_check(found), ""]
+             + _identity_check(found)
+             + (f" **Incomplete**: {', '.join(short)} of {len(RECIPE_SEEDS)} seeds." if short else ""), ""]
     header = "| prior | recipe | n | every ball tracked | rate [Wilson 95 %] | catastrophic | re-seeded runs " \
              "| against the baseline: only it tracks / only the baseline / p (exact McNemar) |"
     lines += [header, "|---" * 8 + "|"]
@@ -207,10 +210,13 @@ def recipe_section(root) -> str | None:
         lines += ["", "What shows a failure without labels: the least concentrated map (its share of mass within a "
                   "ball diameter of its centre, on 64 training frames; a uniform map scores 0.049 at paper size) "
                   "when the chosen start's last epoch ends, where the first check reads it:", "", *shows]
-    if (picture := draw_health(found, root / "figures" / "recipe_health.png", tracked)) is not None:
-        lines += ["", f"![map health over training]({picture.relative_to(root)})"]
+    target = {c: {P.target.prior: priors[P.target.prior]} for c, priors in found.items() if P.target.prior in priors}
+    if (picture := draw_health(target, root / "figures" / "recipe_health.png", tracked)) is not None:
+        lines += ["", f"The {P.target.prior} runs' least concentrated map at each epoch where it was measured, runs "
+                  "that tracked every ball (blue) and those that did not (red):", "",
+                  f"![map health over training]({picture.relative_to(root)})"]
     if (picture := draw_failure_maps(_failure_pairs(found), root / "figures" / "recipe_maps.png")) is not None:
-        lines += ["", "The baseline's catastrophic runs (left: a map on the background, another spread over two "
-                  f"balls) and the `{FINAL}` candidate's run of the same seed (right), first validation frame:",
+        lines += ["", "The baseline's catastrophic runs (left) and the `{FINAL}` candidate's run of the same seed "
+                  "(right), first validation frame:".format(FINAL=FINAL),
                   "", f"![maps of failing runs]({picture.relative_to(root)})"]
     return "\n".join(lines)

@@ -5,18 +5,21 @@ from pathlib import Path
 import numpy as np
 
 from rpm_cli.figures.sweep import sweep_rows
-from rpm_cli.reproduction import REPORTING_SEEDS, parse_run_dir
+from rpm_cli.reproduction import PRESETS, REPORTING_SEEDS, parse_run_dir
 from rpm_cli.records import is_evaluated, run_record
 
 METRICS = (("readout_l2_px", "joint L2"), ("slot_l2_px", "slot L2"))
 
 
 def collect(root: Path) -> dict:
-    """{preset: {method: [run record]}} for every evaluated run under the reproduction layout."""
+    """{preset: {method: [run record]}} for every evaluated run under the reproduction layout (presets of
+    PRESETS only)."""
     found = {}
     for evaluation in sorted(root.glob("*/*/seed-*/evaluation.json")):
         run_dir = evaluation.parent
         preset, method, seed = parse_run_dir(run_dir)
+        if preset not in PRESETS:  # another study's folder at the same depth (recipe_confirmation/<prior>/...)
+            continue
         if not is_evaluated(run_dir):
             continue  # evaluated by an older rpm or before its last epoch: `rpm evaluate` updates it
         result = {**run_record(run_dir), "seed": seed}

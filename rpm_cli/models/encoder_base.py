@@ -43,5 +43,6 @@ class Encoder(nn.Module):
         return None
 
     def reseed_maps(self, maps: list[int], frames, generator: torch.Generator) -> list[tuple]:
-        """Draw these maps' own weights afresh; returns (parameter, index) of every slice that changed."""
-        raise NotImplementedError(f"encoder={self.name} has no maps to re-seed")
+        """Draw these maps' own weights afresh; returns (parameter, index) of every slice that changed. An
+        encoder without maps (map_concentration None, so training never asks) changes nothing."""
+        return []

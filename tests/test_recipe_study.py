@@ -89,7 +89,7 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
         f"ball: lowest {0.6 + seeds[0] / 1000:.3f} (n = 22)"
     confirmed = next(line for line in text.splitlines() if line.startswith("**Confirmed once**"))
     assert "(reseed_below = 0.125)" in confirmed and "every ball tracked on 24/25, 96% [" in confirmed
-    assert f"against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
+    assert "against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
     assert "49/50 against 47/50" in pooled and "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
 

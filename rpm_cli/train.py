@@ -3,6 +3,7 @@ dataset's training pairs.
 
 `train(cfg, run_dir)` is the plain function (tests call it); the Hydra app around it is in apps.py.
 """
+import functools
 import json
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from rpm_cli.models.build import batch_source, build_encoder, pick_device
 from rpm_cli.models.model import Model
 from rpm_cli.resume import state_to_continue
 from rpm_cli.layout import CHECKPOINT, METRICS, STARTS
-from rpm_cli.runs import run_lock, save_checkpoint
+from rpm_cli.runs import read_metrics, run_lock, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -82,10 +83,11 @@ def _drop_metrics_after(path: Path, epoch: int) -> None:
         write_text(path, "".join(ln + "\n" for ln in lines))
 
 
-def _add_to_metrics_line(path: Path, epoch: int, values: dict) -> None:
+def _add_to_metrics_line(run_dir: Path, epoch: int, values: dict) -> None:
     """Add values to the metrics line of (1-based) epoch `epoch`."""
-    lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln]
-    write_text(path, "".join(json.dumps({**m, **values} if m["epoch"] == epoch else m) + "\n" for m in lines))
+    lines = read_metrics(run_dir)
+    write_text(run_dir / METRICS, "".join(json.dumps({**m, **values} if m["epoch"] == epoch else m) + "\n"
+                                         for m in lines))
 
 
 class Trainer:
@@ -102,7 +104,6 @@ class Trainer:
         self.batch = batch_source(build_encoder(cfg.encoder, self.dataset), self.observations)
         self.n_pairs = split.n_pairs
         self.steps_per_epoch = self.n_pairs // cfg.trainer.batch_size  # full batches: every step contrasts B pairs
-        self.health_frames = self.observations[health_frames(len(self.observations)).to(device)]
 
     def epoch(self, model, optimizer, sampler, epoch: int, bar, epochs_kept: int, logger=None) -> dict:
         """Train one epoch; returns its metrics. `epochs_kept` says what a divergence would leave behind."""
@@ -137,6 +138,12 @@ class Trainer:
                 "frames_per_s": 2 * batch * self.steps_per_epoch / seconds, **model.summary(),
                 **model.objective.epoch_metrics(mean_loss, mean_terms, batch)}
 
+    @functools.cached_property
+    def health_frames(self) -> torch.Tensor:
+        """The training frames map health is measured on; gathered on the first check, so runs with checks
+        off never copy them."""
+        return self.observations[health_frames(len(self.observations)).to(self.device)]
+
     def check_maps(self, model, optimizer, epoch: int) -> list[int]:
         """Before 0-based `epoch`: measure the maps as the previous epoch left them, add that to its metrics
         line, and re-seed those below trainer.reseed_below; returns the re-seeded maps. Computed from the
@@ -145,7 +152,7 @@ class Trainer:
         if concentration is None:
             return []
         health = [round(float(c), 4) for c in concentration]
-        _add_to_metrics_line(self.run_dir / METRICS, epoch, {"map_concentration": health})
+        _add_to_metrics_line(self.run_dir, epoch, {"map_concentration": health})
         return reseed_unhealthy(model, optimizer, health, self.cfg.trainer.reseed_below, self.health_frames,
                                 self.cfg.seed, epoch)
 

@@ -24,10 +24,10 @@ def registration_commit(name: str = "protocol.yaml") -> str:
     return f"`{lines[-1]}`" if out.returncode == 0 and lines else "unknown (not a git checkout)"
 
 
-def worst_ball_px(run: dict) -> float:
-    """The run's largest matched per-ball error on the endpoint's video: every ball is tracked iff this is
-    below the threshold."""
-    return max(run[PROTOCOL.primary_endpoint.video]["slot_matched_px"])
+def worst_ball_px(run: dict, video: str = PROTOCOL.primary_endpoint.video) -> float:
+    """The run's largest matched per-ball error on a video (the endpoint's by default): every ball is tracked
+    iff this is below the threshold."""
+    return max(run[video]["slot_matched_px"])
 
 
 def tracked(run: dict, threshold_px: float) -> bool:

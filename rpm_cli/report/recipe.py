@@ -12,7 +12,7 @@ from rpm_cli.layout import METRICS
 from rpm_cli.records import is_evaluated, run_record
 from rpm_cli.recipe_study import (CONFIRMATION_SEEDS, RECIPE_PROTOCOL, RECIPE_SEEDS, candidates, confirmation_dir,
                                   recipe_dir, study_priors)
-from rpm_cli.report.confidence import registration_commit
+from rpm_cli.report.confidence import registration_commit, worst_ball_px
 
 P = RECIPE_PROTOCOL
 BASELINE = P.baseline
@@ -47,7 +47,7 @@ def collect_recipes(root) -> dict[str, dict[str, dict[int, dict]]]:
 
 
 def worst_px(run: dict, video: str = P.video) -> float:
-    return max(run[video]["slot_matched_px"])
+    return worst_ball_px(run, video)
 
 
 def tracked(run: dict, video: str = P.video) -> bool:

@@ -48,6 +48,11 @@ DOMAINS: dict[str, Domain] = {
         + " when trainer.restarts > 1",
         lambda v, c: is_int(v) and 1 <= v <= 100_000 and (c.trainer.restarts == 1 or v <= c.trainer.epochs - 1)),
     "trainer.reseed_below": number(0, 1),
+    "trainer.keep_from": Domain(
+        lambda c: "0 (off) or an integer from 1 to trainer.epochs" + now(c, "trainer.epochs")
+        + ", after trainer.restart_epochs when trainer.restarts > 1",
+        lambda v, c: is_int(v) and (v == 0 or (1 <= v <= c.trainer.epochs
+                                               and (c.trainer.restarts == 1 or v > c.trainer.restart_epochs)))),
     "trainer.batch_size": Domain(lambda c: "an integer from 2 to the number of training pairs"
                                  + ("" if c is None else f", {_pairs_key(c)} ({_training_pairs(c)})"),
                                  lambda v, c: is_int(v) and 2 <= v <= _training_pairs(c)),

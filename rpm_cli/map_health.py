@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 HEALTH_FRAMES = 64  # training frames, evenly spaced, on which each epoch's map health is measured
+CHECKS = 3  # checks per run: maps form in the first epochs; later a healthy map rarely empties
 OPTIMIZER_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer")  # Adam's moments and SGD's momentum
 
 
@@ -18,10 +19,11 @@ def health_frames(n_frames: int) -> torch.Tensor:
 
 def reseed_epochs(first: int, epochs: int) -> range:
     """0-based epochs before which a check may re-seed: after the first trained epoch (or the chosen start's
-    last), while at least two epochs remain to learn a ball with the fresh map. A run extended on resume
-    (`trainer.epochs=N`) checks by its new length from where it resumes, so it matches a run trained for N
-    epochs from the start only if no check of the longer window fired."""
-    return range(max(first, 1), epochs - 1)
+    last) and the next CHECKS - 1, while at least two epochs remain to learn a ball with the fresh map. The
+    window does not grow with trainer.epochs, so a run extended on resume (`trainer.epochs=N`) is the run
+    trained for N epochs from the start whenever the shorter run's window was already complete."""
+    start = max(first, 1)
+    return range(start, min(start + CHECKS, epochs - 1))
 
 
 def reseed_generator(seed: int, epoch: int) -> torch.Generator:

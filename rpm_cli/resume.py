@@ -2,8 +2,9 @@
 
 The rule: a resumed run continues with the config stored in its checkpoint. The command line may add only
 keys that do not change the numbers (progress bar, threads, device, debug, evaluate, sweep_metric) and
-`trainer.epochs`, to extend a run (finished or not) to more epochs. Any other override is refused with one
-line and exit code 2, never dropped in silence.
+`trainer.epochs`, to extend a run (finished or not) to more epochs, with `trainer.keep_from` while the run has
+kept no epoch and has not trained past it. Any other override is refused with one line and exit code 2, never
+dropped in silence.
 """
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from rpm_cli.errors import UserError
 from rpm_cli.layout import CHECKPOINT, RUNTIME_KEYS
 
 EXTENDABLE = "trainer.epochs"
+KEEP_FROM = "trainer.keep_from"  # may change on resume while it changes nothing yet (_keep_from_changes_nothing)
 # Config groups (logger) are not among them: a resumed run keeps its own.
 ALLOWED = tuple(k for k in RUNTIME_KEYS if k not in ("seed", "resume", "logger")) + (EXTENDABLE,)
 
@@ -60,8 +62,8 @@ def _applies(override) -> bool:
 
 def refusal(override) -> str | None:
     """Why resume refuses this override, or None when it is one of ALLOWED."""
-    if override.key_or_group in ALLOWED and not override.is_delete():
-        return None
+    if override.key_or_group in (*ALLOWED, KEEP_FROM) and not override.is_delete():
+        return None  # keep_from: state_to_continue refuses it where it would change the run
     return (f"resume continues the checkpoint's own config; {override.key_or_group} cannot be "
             f"{'deleted' if override.is_delete() else 'overridden'} (allowed with resume: {', '.join(ALLOWED)})")
 
@@ -82,6 +84,14 @@ def config_for_resume(run_dir, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def _keep_from_changes_nothing(wanted: DictConfig, state: dict) -> bool:
+    """trainer.keep_from may differ while the run has kept no epoch and has not trained past the new value
+    (or the new value is 0): it then ends as a run trained with it from the start (train.py reads the leak of
+    the epoch it resumes from), which is how the recipe study extends finished runs."""
+    keep_from = OmegaConf.select(wanted, KEEP_FROM, default=0) or 0
+    return "kept" not in state and (keep_from == 0 or state["epoch"] <= keep_from)
+
+
 def _same_run(cfg: DictConfig, state: dict) -> bool:
     """Whether `cfg` is the checkpoint's config, apart from the keys resume allows."""
 
@@ -90,7 +100,7 @@ def _same_run(cfg: DictConfig, state: dict) -> bool:
     # Both sides in the layout load_checkpoint gives the stored one (a supervised run's `prior: None`, say).
     stored = OmegaConf.create(state["config"])
     wanted = OmegaConf.create(upgrade_config(OmegaConf.to_container(cfg, resolve=True)))
-    for key in (*ALLOWED, "resume"):
+    for key in (*ALLOWED, "resume", *((KEEP_FROM,) if _keep_from_changes_nothing(wanted, state) else ())):
         for tree in (stored, wanted):
             _drop(tree, key)
     return OmegaConf.to_container(stored, resolve=True) == OmegaConf.to_container(wanted, resolve=True)
@@ -125,7 +135,8 @@ def state_to_continue(cfg: DictConfig, run_dir: Path) -> dict | None:
         return None
     state = load_checkpoint(Path(cfg.resume) / CHECKPOINT)
     if not _same_run(cfg, state):
-        raise UserError(f"resume={cfg.resume}: the config differs from the checkpoint's beyond {', '.join(ALLOWED)}")
+        raise UserError(f"resume={cfg.resume}: the config differs from the checkpoint's beyond {', '.join(ALLOWED)} "
+                        f"(and {KEEP_FROM} up to the epochs it has trained, before it has kept one)")
     epochs, done = cfg.trainer.epochs, state["epoch"]
     if state["finished"] and epochs == done:
         raise UserError(f"resume={cfg.resume} is already finished ({done} epochs); nothing to resume "

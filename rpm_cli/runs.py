@@ -33,7 +33,8 @@ from rpm_cli.models.model import Model
 ADDED_KEYS = {
     "data": {"val_seed": 2000, "val_frames": 300, "background": "black", "antialias": True},
     "encoder": {"map_bias_init": 0.0, "skip_background": True, "latent_units": "image"},
-    "trainer": {"restarts": 1, "restart_epochs": 2, "batchnorm_batch": "joint", "reseed_below": 0.0},
+    "trainer": {"restarts": 1, "restart_epochs": 2, "batchnorm_batch": "joint", "reseed_below": 0.0,
+                "keep_from": 0},
     "logger": {"name": "jsonl"},
 }
 CHECKPOINT_FORMAT = "rpm-checkpoint-v1"

@@ -62,7 +62,8 @@ def _training_state(model, optimizer, sampler) -> dict:
 
 
 def _restore(state: dict, model, optimizer, sampler) -> None:
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state.get("last_model", state["model"]))  # a run that ended on a kept epoch goes on
+    # from the epoch it trained last
     optimizer.load_state_dict(state["optimizer"])
     sampler.set_state(state["sampler_rng"])
     torch.set_rng_state(state["torch_rng"])
@@ -156,6 +157,15 @@ class Trainer:
         return reseed_unhealthy(model, optimizer, health, self.cfg.trainer.reseed_below, self.health_frames,
                                 self.cfg.seed, epoch)
 
+    def leak_candidate(self, model, epoch: int) -> dict | None:
+        """After (1-based) `epoch`: the maps' largest leak onto another map's ball, with the state it was read
+        from, as a candidate for the epoch the run ends on (trainer.keep_from); None for maps-free encoders."""
+        leak = model.encoder.map_leak(self.health_frames)
+        if leak is None:
+            return None
+        return {"epoch": epoch, "leak": float(leak.max()),
+                "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
 
 def _select_start(trainer: Trainer, resolved: dict, state: dict | None, bar) -> dict:
     """Train `restarts` independent starts for `restart_epochs` each and return the one with the lowest
@@ -228,18 +238,32 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
         _restore(state, model, optimizer, sampler)
         first_epoch = state["epoch"]
         _drop_metrics_after(run_dir / METRICS, first_epoch)
-    kept = {"starts": state.get("starts", []), "best_start": state.get("best_start", 0)} if state else {}
+    chosen_start = {"starts": state.get("starts", []), "best_start": state.get("best_start", 0)} if state else {}
     metrics = state["metrics"] if state else {}
     checks = reseed_epochs(select_epochs or 1, t_cfg.epochs) if t_cfg.reseed_below > 0 else range(0)
+    keep_from = t_cfg.keep_from
+    least_leak = state.get("kept") if state else None
+    if keep_from and least_leak is None and first_epoch >= keep_from:  # extended by resume with keep_from added
+        least_leak = trainer.leak_candidate(model, first_epoch)
     for epoch in range(first_epoch, t_cfg.epochs):
         reseeded = trainer.check_maps(model, optimizer, epoch) if epoch in checks else []
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)
         if reseeded:
             metrics["reseeded_maps"] = reseeded
+        ending = {}
+        if keep_from and epoch + 1 >= keep_from and (candidate := trainer.leak_candidate(model, epoch + 1)):
+            metrics["map_leak"] = round(candidate["leak"], 6)
+            if least_leak is None or candidate["leak"] < least_leak["leak"]:
+                least_leak = candidate
+            if epoch + 1 == t_cfg.epochs:  # the run ends on the epoch whose maps leak least
+                metrics["kept_epoch"] = least_leak["epoch"]
+                if least_leak["epoch"] != epoch + 1:
+                    ending = {"model": least_leak["model"], "last_model": model.state_dict()}
         append_line(run_dir / METRICS, json.dumps(metrics))
         logger.log_epoch(epoch + 1, metrics, model.encoder, trainer.observations[0])
         save_checkpoint(run_dir, {"config": resolved, "epoch": epoch + 1, "finished": epoch + 1 == t_cfg.epochs,
-                                  **kept, "metrics": metrics, **_training_state(model, optimizer, sampler)})
+                                  **chosen_start, "metrics": metrics, **_training_state(model, optimizer, sampler),
+                                  **({"kept": least_leak} if least_leak else {}), **ending})
     bar.close()
     logger.close()
     return metrics

@@ -44,7 +44,7 @@ ORACLE = {
     **dict.fromkeys(["seed", "data.seed", "data.val_seed", "data.test_seed", "data.image_size", "data.n_balls",
                      "data.n_frames", "data.val_frames", "data.test_frames", "encoder.hidden_channels",
                      "encoder.n_maps", "trainer.epochs", "trainer.restarts", "trainer.restart_epochs",
-                     "trainer.batch_size", "trainer.threads"], _integer),
+                     "trainer.batch_size", "trainer.threads", "trainer.keep_from"], _integer),
     **dict.fromkeys(["data.ball_diameter", "data.step", "data.heading_noise_deg", "encoder.map_bias_init",
                      "data.prior_lengthscale",
                      "trainer.lr", "trainer.momentum", "trainer.reseed_below"], _number),

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from rpm_cli.config import validate_train
+from rpm_cli.errors import UserError
 from rpm_cli.layout import CHECKPOINT, METRICS
 from rpm_cli.map_health import reseed_epochs, reseed_unhealthy
 from rpm_cli.models.encoder import CentreOfMassEncoder
@@ -31,6 +33,16 @@ def test_concentration_by_hand(monkeypatch):
     centres = np.arange(64) + 0.5
     disc = ((centres[:, None] - 32) ** 2 + (centres[None, :] - 32) ** 2 < 64).sum() / 64**2  # r = 8 px at (32, 32)
     assert concentration.tolist() == pytest.approx([1.0, 0.0, disc], abs=1e-6)
+
+
+def test_leak_by_hand(monkeypatch):
+    """Map 0 holds its ball and a tenth as much on map 1's ball: 1.6 of its 17.6 units lie near map 1's centre."""
+    maps = torch.zeros(1, 3, 64, 64)
+    maps[0, 0, 10:14, 10:14], maps[0, 0, 50:54, 50:54] = 1.0, 0.1
+    maps[0, 1, 50:54, 50:54] = 1.0
+    maps[0, 2, 10:14, 50:54] = 1.0
+    leak = _encoder_with_maps(maps, monkeypatch).map_leak(torch.zeros(1, 3, 64, 64))
+    assert leak.tolist() == pytest.approx([1.6 / 17.6, 0.0, 0.0], abs=1e-6)
 
 
 def test_concentration_leaves_training_state_alone(tiny_cfg):
@@ -89,8 +101,9 @@ def test_healthy_maps_change_nothing(tiny_cfg):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_reseed_epochs_leave_two_epochs_to_learn():
+def test_reseed_epochs_leave_two_epochs_to_learn_and_stop_after_three_checks():
     assert list(reseed_epochs(2, 6)) == [2, 3, 4]
+    assert list(reseed_epochs(2, 10)) == [2, 3, 4]  # a longer run checks no later: its extension is the same run
     assert list(reseed_epochs(0, 4)) == [1, 2]
     assert list(reseed_epochs(1, 2)) == []
 
@@ -125,6 +138,19 @@ def test_a_run_killed_after_a_reseed_resumes_exactly(tiny_cfg, tmp_path, monkeyp
                      for line in _lines(tmp_path / "clean")]
 
 
+def test_a_run_extended_on_resume_is_the_longer_run_despite_its_reseeds(tiny_cfg, tmp_path):
+    """The recipe study extends finished runs (trainer.epochs=N on resume) instead of training them again:
+    with the checks' window complete (before epochs 1-3 here, each re-seeding every map), the same numbers."""
+    cfg = (*RESEED[:2], "trainer.reseed_below=1.0", "seed=7")
+    train(tiny_cfg(*cfg, "trainer.epochs=6"), tmp_path / "long")
+    train(tiny_cfg(*cfg, "trainer.epochs=5"), tmp_path / "extended")
+    train(tiny_cfg(*cfg, "trainer.epochs=6", f"resume={tmp_path / 'extended'}"), tmp_path / "extended")
+    long, extended = (load_checkpoint(tmp_path / name / CHECKPOINT) for name in ("long", "extended"))
+    assert all(torch.equal(long["model"][k], extended["model"][k]) for k in long["model"])
+    assert [line.get("reseeded_maps") for line in _lines(tmp_path / "extended")] == [None, [0, 1], [0, 1], [0, 1],
+                                                                                      None, None]
+
+
 def test_a_run_whose_maps_stay_healthy_is_the_run_without_checks(tiny_cfg, tmp_path):
     """The recipe study reads the baseline from a candidate's run that never re-seeded: bit for bit the same."""
     train(tiny_cfg(*RESEED[:-2], "trainer.reseed_below=1e-9", "seed=7"), tmp_path / "checked")
@@ -134,3 +160,46 @@ def test_a_run_whose_maps_stay_healthy_is_the_run_without_checks(tiny_cfg, tmp_p
     lines = _lines(tmp_path / "checked")
     assert "map_concentration" in lines[0] and not any("reseeded_maps" in line for line in lines)
     assert [line["loss"] for line in lines] == [line["loss"] for line in _lines(tmp_path / "off")]
+
+
+KEEP = ("trainer.optimizer=adam", "trainer.lr=0.02", "seed=7")
+
+
+def _models_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_ends_on_the_epoch_whose_maps_leak_least(tiny_cfg, tmp_path, monkeypatch):
+    """Scripted leaks 0.3, 0.1, 0.2 after epochs 2-4: the run ends on epoch 3's model, the 3-epoch run's, and
+    keeps epoch 4's to go on from."""
+    leaks = iter([0.3, 0.1, 0.2])
+    monkeypatch.setattr(CentreOfMassEncoder, "map_leak", lambda self, frames: torch.tensor([next(leaks), 0.0]))
+    train(tiny_cfg(*KEEP, "trainer.epochs=4", "trainer.keep_from=2"), tmp_path / "kept")
+    monkeypatch.undo()
+    train(tiny_cfg(*KEEP, "trainer.epochs=3"), tmp_path / "three")
+    train(tiny_cfg(*KEEP, "trainer.epochs=4"), tmp_path / "four")
+    kept, three, four = (load_checkpoint(tmp_path / name / CHECKPOINT) for name in ("kept", "three", "four"))
+    assert _models_equal(kept["model"], three["model"]) and _models_equal(kept["last_model"], four["model"])
+    lines = _lines(tmp_path / "kept")
+    assert [line.get("map_leak") for line in lines] == [None, 0.3, 0.1, 0.2]
+    assert lines[-1]["kept_epoch"] == 3 and kept["metrics"]["kept_epoch"] == 3
+
+
+def test_keep_from_added_on_resume_is_the_run_trained_with_it(tiny_cfg, tmp_path):
+    """The recipe study extends a finished run with trainer.epochs and trainer.keep_from: the same run."""
+    train(tiny_cfg(*KEEP, "trainer.epochs=5", "trainer.keep_from=3"), tmp_path / "full")
+    run = tmp_path / "extended"
+    train(tiny_cfg(*KEEP, "trainer.epochs=3"), run)
+    train(tiny_cfg(*KEEP, "trainer.epochs=5", "trainer.keep_from=3", f"resume={run}"), run)
+    full, extended = load_checkpoint(tmp_path / "full" / CHECKPOINT), load_checkpoint(run / CHECKPOINT)
+    assert _models_equal(full["model"], extended["model"]) and full["metrics"]["kept_epoch"] == extended["metrics"]["kept_epoch"]
+    strip = lambda lines: [{k: v for k, v in line.items() if k not in ("seconds", "frames_per_s")} for line in lines]
+    assert strip(_lines(run))[3:] == strip(_lines(tmp_path / "full"))[3:]
+    # past epoch 3, or once an epoch is kept, keep_from is part of the run: changing it is refused
+    with pytest.raises(UserError, match="trainer.keep_from"):
+        train(tiny_cfg(*KEEP, "trainer.epochs=6", "trainer.keep_from=4", f"resume={run}"), run)
+
+
+def test_keep_from_outside_the_run_fails_naming_the_key(tiny_cfg):
+    with pytest.raises(UserError, match=r"trainer.keep_from must be 0 \(off\) or an integer from 1 to trainer.epochs"):
+        validate_train(tiny_cfg("trainer.epochs=2", "trainer.keep_from=3"))

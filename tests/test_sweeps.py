@@ -51,7 +51,8 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
     assert len(runs) == 4
     # Readable and unique: the overrides, then the seed.
     assert {r.name.split("prior.lengthscale-")[1] for r in runs} == {
-        f"{ls}_trainer.batch_size-10_trainer.epochs-2_trainer.reseed_below-0_trainer.restarts-1_seed-{s}"
+        f"{ls}_trainer.batch_size-10_trainer.epochs-2_trainer.keep_from-0_trainer.reseed_below-0_trainer.restarts-1"
+        f"_seed-{s}"
         for ls in (6, 12) for s in (10, 11)}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)
     stamps = {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}

@@ -51,7 +51,7 @@ def held_out_keys(held_out: str) -> dict[str, Domain]:
 
 # Every dataset's key: where the distance priors' θ starts (configs/prior/*.yaml read ${data.prior_lengthscale}),
 # in the dataset's length unit.
-PRIOR_LENGTHSCALE = number(0, lo_open=True)
+PRIOR_LENGTHSCALE = number(0, 1e6, lo_open=True)  # bounded: a lengthscale of 1e30 overflows f_θ
 
 
 class Dataset(abc.ABC):

@@ -112,11 +112,10 @@ class CentreOfMassEncoder(Encoder):
         return torch.sigmoid(self.bn2(self.conv2(x)))
 
     @torch.no_grad()
-    def map_concentration(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (F, 3, H, W) frames -> (M,): per map, the mean over frames of the fraction of its mass within
-        one ball diameter of its centre of mass. Reads no labels. Near 0.85 for a map on one ball at paper
-        size; near 0.2 for a map shared by two balls and near 0.05 for one on the background (tuning seeds).
-        BatchNorm uses its running statistics, so training's state is untouched."""
+    def _mass_near_centres(self, frames: torch.Tensor, radius_px: float) -> torch.Tensor:
+        """uint8 (F, 3, H, W) frames -> (M, M): [k, j] the mean over frames of the share of map k's mass within
+        radius_px of map j's centre of mass. Reads no labels; BatchNorm uses its running statistics, so
+        training's state is untouched."""
         was_training = self.training
         self.eval()
         maps = self.feature_maps(frames).double()
@@ -125,8 +124,27 @@ class CentreOfMassEncoder(Encoder):
         centres = centre_of_mass(maps).reshape(len(maps), self.n_maps, 2)
         dx = (pixel_positions(w, maps.device, maps.dtype) - centres[..., 0, None]) * w  # (F, M, W) in pixels
         dy = (pixel_positions(h, maps.device, maps.dtype) - centres[..., 1, None]) * h  # (F, M, H)
-        near = dy[..., :, None] ** 2 + dx[..., None, :] ** 2 < self.ball_diameter_px**2
-        return ((maps * near).sum((2, 3)) / maps.sum((2, 3))).mean(0).float()
+        mass = maps.sum((2, 3))
+        shares = []
+        for j in range(self.n_maps):  # one centre at a time: an (F, H, W) mask, not (F, M, M, H, W)
+            near = dy[:, j, :, None] ** 2 + dx[:, j, None, :] ** 2 < radius_px**2
+            shares.append((maps * near[:, None]).sum((2, 3)) / mass)
+        return torch.stack(shares, dim=-1).mean(0).float()
+
+    def map_concentration(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (F, 3, H, W) frames -> (M,): per map, the mean over frames of the fraction of its mass within
+        one ball diameter of its centre of mass. Near 0.85 for a map on one ball at paper size; near 0.2 for a
+        map shared by two balls and near 0.05 for one on the background (tuning seeds)."""
+        return self._mass_near_centres(frames, self.ball_diameter_px).diagonal()
+
+    def map_leak(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (F, 3, H, W) frames -> (M,): per map, the largest share of its mass within one ball radius of
+        another map's centre. A map that tracks its ball but also answers a little to another one's pixels
+        (1-3 % of its mass) is pulled towards that ball, by a few px at the video's distances: the error of a
+        marginal failure (issue 25, tuning seeds 10-14). Zero with a single map."""
+        near = self._mass_near_centres(frames, self.ball_diameter_px / 2)
+        others = near * (1 - torch.eye(self.n_maps))
+        return others.amax(dim=1)
 
     @torch.no_grad()
     def reseed_maps(self, maps: list[int], frames: torch.Tensor, generator: torch.Generator) -> list[tuple]:

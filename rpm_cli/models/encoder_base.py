@@ -42,6 +42,11 @@ class Encoder(nn.Module):
         whose latents are maps' centres; None for the others (no map health to watch, nothing to re-seed)."""
         return None
 
+    def map_leak(self, frames) -> torch.Tensor | None:
+        """How much of each map's mass lies near another map's centre (M,), for encoders whose latents are maps'
+        centres; None for the others (no epoch is kept for its maps)."""
+        return None
+
     def reseed_maps(self, maps: list[int], frames, generator: torch.Generator) -> list[tuple]:
         """Draw these maps' own weights afresh; returns (parameter, index) of every slice that changed. An
         encoder without maps (map_concentration None, so training never asks) changes nothing."""

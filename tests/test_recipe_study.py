@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from rpm_cli import recipe_study, stats
-from rpm_cli.recipe_study import (CHECK_SEEDS, CONFIRMATION_SEEDS, RECIPE_PROTOCOL, RECIPE_SEEDS, baseline_seeds,
-                                  recipe_dir, sweeps)
+from rpm_cli.recipe_study import (CHECK_SEEDS, CONFIRMATIONS, LATEST, RECIPE_PROTOCOL, RECIPE_SEEDS, baseline_seeds,
+                                  extend_finished_runs, recipe_dir, sweeps)
 from rpm_cli.report import recipe
 from rpm_cli.reproduction import REPORTING_SEEDS, SPEED_SEEDS, SPENT_SEEDS, TUNING_SEEDS, prior_names
 
@@ -15,8 +15,11 @@ RESERVED = {*range(1, 10), *range(5000, 6000)}
 def test_the_study_selects_on_tuning_seeds_and_confirms_on_seeds_no_role_has_used():
     assert len(RECIPE_SEEDS) == 25 and set(RECIPE_SEEDS) <= set(TUNING_SEEDS)
     used = {*TUNING_SEEDS, *REPORTING_SEEDS, *SPENT_SEEDS, *SPEED_SEEDS, *RESERVED}
-    assert len(CONFIRMATION_SEEDS) == 25 and not set(CONFIRMATION_SEEDS) & used
-    assert not set(CHECK_SEEDS) & (used | set(CONFIRMATION_SEEDS))
+    for seeds in CONFIRMATIONS.values():  # each frozen recipe's own fresh seeds
+        assert len(seeds) == 25 and not set(seeds) & used
+        used |= set(seeds)
+    assert not set(CHECK_SEEDS) & used
+    assert set(CONFIRMATIONS) <= set(RECIPE_PROTOCOL.candidates)
     assert set(recipe_study.study_priors()) <= set(prior_names())
     assert RECIPE_PROTOCOL.target.prior in RECIPE_PROTOCOL.selection_priors
     assert set(RECIPE_PROTOCOL.conditional) <= set(RECIPE_PROTOCOL.candidates)
@@ -62,11 +65,13 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     runs = {("default", "gaussian"): {s: _run(s, s not in failing, catastrophic=True) for s in failing},
             ("reseed", "gaussian"): {s: _run(s, s != seeds[9], fired=s in failing) for s in seeds},
             ("reseed", "laplace"): {s: _run(s, True) for s in seeds},
-            ("recipe_confirmation", "gaussian"): {s: _run(s, s != CONFIRMATION_SEEDS[0]) for s in CONFIRMATION_SEEDS}}
+            ("recipe_confirmation", "gaussian"): {s: _run(s, s != CONFIRMATIONS["reseed"][0])
+                                                  for s in CONFIRMATIONS["reseed"]}}
 
     def record(run_dir: Path):
-        candidate, prior, seed = run_dir.parent.parent.name, run_dir.parent.name, int(run_dir.name[5:])
-        return runs.get((candidate, prior), {}).get(seed)
+        kind, candidate, prior = run_dir.parent.parent.parent.name, run_dir.parent.parent.name, run_dir.parent.name
+        key = ("recipe_confirmation", prior) if kind == "recipe_confirmation" and candidate == "reseed" else (candidate, prior)
+        return runs.get(key, {}).get(int(run_dir.name[5:])) if kind in ("recipe", "recipe_confirmation") else None
 
     monkeypatch.setattr(recipe, "_record", record)
     found = recipe.collect_recipes("outputs/x")
@@ -88,17 +93,36 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     assert shows == f"- gaussian: catastrophic baseline seeds 0.050, 0.050, 0.050; seeds where the baseline tracked every " \
         f"ball: lowest {0.6 + seeds[0] / 1000:.3f} (n = 22)"
     confirmed = next(line for line in text.splitlines() if line.startswith("**Confirmed once**"))
-    assert "(reseed_below = 0.125)" in confirmed and "every ball tracked on 24/25, 96% [" in confirmed
+    assert "after `reseed` was frozen" in confirmed and "(trainer.reseed_below=0.125)" in confirmed
+    assert "every ball tracked on 24/25, 96% [" in confirmed
     assert "against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
-    assert "49/50 against 47/50" in pooled and "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
+    assert "49/50 against 47/50 for `default`" in pooled and "worst ball, median 0.50 px against 0.50 px" in pooled
+    assert "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
 
 
-def test_the_confirmation_runs_the_committed_default_on_every_confirmation_seed(tmp_path):
+def test_the_confirmation_runs_the_committed_default_on_the_last_frozen_recipes_seeds(tmp_path):
     lines = sweeps(tmp_path, recipe_study.CONFIRMATION, ["gaussian", "laplace"])
     assert all(line.split()[0] == RECIPE_PROTOCOL.target.prior and len(line.split()) == 3 for line in lines)
+    assert all(line.split()[2].endswith(f"recipe_confirmation/{LATEST}/gaussian") for line in lines)
     seeds = [int(s) for line in lines for s in line.split()[1].split(",")]
-    assert seeds == list(CONFIRMATION_SEEDS)
+    assert seeds == list(CONFIRMATIONS[LATEST])
+
+
+def test_an_extending_candidate_starts_from_copies_of_the_finished_runs_it_extends(tmp_path):
+    extending = next(c for c, spec in RECIPE_PROTOCOL.candidates.items() if spec.get("extends"))
+    base = RECIPE_PROTOCOL.candidates[extending].extends
+    _metrics(recipe_dir(tmp_path, base, "gaussian") / f"seed-{RECIPE_SEEDS[0]}", reseeded=False)
+    unfinished = recipe_dir(tmp_path, base, "gaussian") / f"seed-{RECIPE_SEEDS[1]}"
+    _metrics(unfinished, reseeded=False)
+    (unfinished / "evaluation.json").unlink()
+    extend_finished_runs(tmp_path, extending, "gaussian")
+    copied = sorted(p.name for p in recipe_dir(tmp_path, extending, "gaussian").iterdir())
+    assert copied == [f"seed-{RECIPE_SEEDS[0]}"]  # the unfinished one trains from the start in the sweep
+    run = recipe_dir(tmp_path, extending, "gaussian") / copied[0]
+    assert (run / "metrics.jsonl").exists() and not (run / "evaluation.json").exists()  # evaluated again when extended
+    extend_finished_runs(tmp_path, extending, "gaussian")  # copies once: an extended run is never replaced
+    assert sorted(p.name for p in recipe_dir(tmp_path, extending, "gaussian").iterdir()) == copied
 
 
 def test_the_report_names_tuned_runs_trained_under_another_reseed_default():

@@ -6,17 +6,18 @@ baseline's; a picture of map health over training (recipe_health.png)."""
 import json
 from pathlib import Path
 
+import numpy as np
+
 from rpm_cli import stats
 from rpm_cli.figures.health import draw_failure_maps, draw_health
 from rpm_cli.layout import METRICS
 from rpm_cli.records import is_evaluated, run_record
-from rpm_cli.recipe_study import (CONFIRMATION_SEEDS, RECIPE_PROTOCOL, RECIPE_SEEDS, candidates, confirmation_dir,
-                                  recipe_dir, study_priors)
+from rpm_cli.recipe_study import (CONFIRMATIONS, RECIPE_PROTOCOL, RECIPE_SEEDS, against, candidates,
+                                  confirmation_dir, recipe_dir, study_priors)
 from rpm_cli.report.confidence import registration_commit, worst_ball_px
 
 P = RECIPE_PROTOCOL
 BASELINE = P.baseline
-FINAL = list(P.candidates)[-1]  # the candidate tried last
 
 
 def _record(run_dir: Path) -> dict | None:
@@ -119,39 +120,45 @@ def _what_shows_it(found) -> list[str]:
     return out
 
 
+def latest(found) -> str:
+    """The candidate tried last among those with runs."""
+    return [c for c in P.candidates if c in found][-1]
+
+
 def _failure_pairs(found, most: int = 4) -> list[tuple[str, Path]]:
     """(label, run dir) of the baseline's catastrophic runs (its own, not borrowed) and the last candidate's
     run of the same prior and seed, at most `most` pairs."""
     pairs = []
     for prior in study_priors():
-        base, new = found.get(BASELINE, {}).get(prior, {}), found.get(FINAL, {}).get(prior, {})
+        base, new = found.get(BASELINE, {}).get(prior, {}), found.get(latest(found), {}).get(prior, {})
         for seed in sorted(base.keys() & new.keys()):
             if worst_px(base[seed]) >= P.catastrophic_px and not base[seed].get("borrowed") and len(pairs) < 2 * most:
                 pairs += [(f"{prior} seed {seed}, {c}: worst ball {worst_px(r[seed]):.1f} px", r[seed]["path"])
-                          for c, r in ((BASELINE, base), (FINAL, new))]
+                          for c, r in ((BASELINE, base), (latest(found), new))]
     return pairs
 
 
 def _confirmation(root: Path, found) -> list[str]:
-    """The frozen default on the fresh confirmation seeds (test video) against its rate on the tuning seeds."""
-    prior = P.target.prior
-    runs = [r for s in CONFIRMATION_SEEDS if (r := _record(confirmation_dir(root, prior) / f"seed-{s}"))]
-    tuning = list(found.get(FINAL, {}).get(prior, {}).values())
-    if not runs or not tuning:
-        return []
-    k, n = sum(tracked(r, "test") for r in runs), len(runs)
-    k0, n0 = sum(map(tracked, tuning)), len(tuning)
-    (low, high), (low0, high0) = stats.wilson(k, n), stats.wilson(k0, n0)
-    catastrophic = sum(worst_px(r, "test") >= P.catastrophic_px for r in runs)
-    holds = low0 <= k / n <= high0
-    recipe = runs[0]["config"]["trainer"]
-    return ["", f"**Confirmed once**, after the recipe was frozen in `configs/trainer/tuned.yaml` "
-            f"(reseed_below = {recipe['reseed_below']:g}): `rpm train prior={prior}` on the fresh reporting seeds "
-            f"{CONFIRMATION_SEEDS[0]}–{CONFIRMATION_SEEDS[-1]}, test video: every ball tracked on {k}/{n}, "
-            f"{k / n:.0%} [{low:.0%}, {high:.0%}] ({catastrophic} catastrophic; "
-            f"{sum(r['fired'] for r in runs)} runs re-seeded a map), against {k0}/{n0}, {k0 / n0:.0%} "
-            f"[{low0:.0%}, {high0:.0%}] on the tuning seeds' validation video: "
-            f"{'within' if holds else 'outside'} the tuning interval (Fisher p = {stats.fisher(k, n, k0, n0):.3g})."]
+    """Each frozen default on its fresh confirmation seeds (test video) against its rate on the tuning seeds."""
+    prior, lines = P.target.prior, []
+    for recipe, seeds in CONFIRMATIONS.items():
+        runs = [r for s in seeds if (r := _record(confirmation_dir(root, recipe, prior) / f"seed-{s}"))]
+        tuning = list(found.get(recipe, {}).get(prior, {}).values())
+        if not runs or not tuning:
+            continue
+        k, n = sum(tracked(r, "test") for r in runs), len(runs)
+        k0, n0 = sum(map(tracked, tuning)), len(tuning)
+        (low, high), (low0, high0) = stats.wilson(k, n), stats.wilson(k0, n0)
+        catastrophic = sum(worst_px(r, "test") >= P.catastrophic_px for r in runs)
+        holds = low0 <= k / n <= high0
+        lines += ["", f"**Confirmed once**, after `{recipe}` was frozen in `configs/trainer/tuned.yaml` "
+                  f"({P.candidates[recipe].overrides}): `rpm train prior={prior}` on the fresh reporting seeds "
+                  f"{seeds[0]}–{seeds[-1]}, test video: every ball tracked on {k}/{n}, {k / n:.0%} [{low:.0%}, "
+                  f"{high:.0%}] ({catastrophic} catastrophic; {sum(r['fired'] for r in runs)} runs re-seeded a map), "
+                  f"against {k0}/{n0}, {k0 / n0:.0%} [{low0:.0%}, {high0:.0%}] on the tuning seeds' validation "
+                  f"video: {'within' if holds else 'outside'} the tuning interval (Fisher p = "
+                  f"{stats.fisher(k, n, k0, n0):.3g})."]
+    return lines
 
 
 def recipe_section(root) -> str | None:
@@ -172,12 +179,12 @@ def recipe_section(root) -> str | None:
              + _identity_check(found)
              + (f" **Incomplete**: {', '.join(short)} of {len(RECIPE_SEEDS)} seeds." if short else ""), ""]
     header = "| prior | recipe | n | every ball tracked | rate [Wilson 95 %] | catastrophic | re-seeded runs " \
-             "| against the baseline: only it tracks / only the baseline / p (exact McNemar) |"
+             "| against the baseline (or the recipe named): only it tracks / only the other / p (exact McNemar) |"
     lines += [header, "|---" * 8 + "|"]
     pooled = {c: ({}, {}) for c in found if c != BASELINE}
     for prior in study_priors():
-        base = found.get(BASELINE, {}).get(prior, {})
         for candidate in candidates():
+            base = found.get(BASELINE if candidate == BASELINE else against(candidate), {}).get(prior, {})
             runs = found.get(candidate, {}).get(prior, {})
             if not runs:
                 continue
@@ -189,22 +196,31 @@ def recipe_section(root) -> str | None:
             n, only_new, only_base, p = _paired(runs, base)
             fired_runs = sum(r["fired"] for r in runs.values()) if candidate in P.conditional else "—"
             versus = f"{only_new} / {only_base} / {p:.3g} (n = {n})" if n else "no shared seeds"
+            if against(candidate) != BASELINE:
+                versus = f"against {against(candidate)}: {versus}"
             lines.append(f"| {prior} | {candidate} | {len(runs)} | {_rate(list(runs.values()))} | {fired_runs} "
                          f"| {versus} |")
             if prior in P.selection_priors:
                 for seed in runs.keys() & base.keys():
                     pooled[candidate][0][prior, seed] = runs[seed]
                     pooled[candidate][1][prior, seed] = base[seed]
-    lines += ["", "Pooled over the selection priors (the criterion), each candidate against the baseline on the "
-              "same prior and seed:", ""]
+    lines += ["", "Pooled over the selection priors (the criterion), each candidate against the baseline (or the "
+              "recipe it was built on) on the same prior and seed; and how far off the worst ball is, seed by seed:",
+              ""]
     for candidate, (new, base) in pooled.items():
         if new:
             n, only_new, only_base, p = _paired(new, base)
+            other = against(candidate)
             priors = [p for p in P.selection_priors if any(key[0] == p for key in new)]
+            keys = sorted(new)
+            worst_new, worst_base = ([worst_px(runs[key]) for key in keys] for runs in (new, base))
             lines.append(f"- `{candidate}` ({P.candidates[candidate].overrides}, {P.candidates[candidate].epochs_ratio:g}× "
                          f"the baseline's epochs; {', '.join(priors)}): {_rate(list(new.values())).split(' | ')[0]} against "
-                         f"{_rate(list(base.values())).split(' | ')[0]}; it alone tracks on {only_new}, the baseline "
-                         f"alone on {only_base} (exact McNemar p = {p:.3g}, n = {n}).")
+                         f"{_rate(list(base.values())).split(' | ')[0]} for `{other}`; it alone tracks on {only_new}, "
+                         f"`{other}` alone on {only_base} (exact McNemar p = {p:.3g}, n = {n}); worst ball, median "
+                         f"{np.median(worst_new):.2f} px against {np.median(worst_base):.2f} px, lower on "
+                         f"{sum(a < b for a, b in zip(worst_new, worst_base))} of {n} (Wilcoxon signed-rank p = "
+                         f"{stats.wilcoxon_signed_rank(worst_new, worst_base):.3g}).")
     lines += _confirmation(root, found)
     if shows := _what_shows_it(found):
         lines += ["", "What shows a failure without labels: the least concentrated map (its share of mass within a "
@@ -216,7 +232,7 @@ def recipe_section(root) -> str | None:
                   "that tracked every ball (blue) and those that did not (red):", "",
                   f"![map health over training]({picture.relative_to(root)})"]
     if (picture := draw_failure_maps(_failure_pairs(found), root / "figures" / "recipe_maps.png")) is not None:
-        lines += ["", "The baseline's catastrophic runs (left) and the `{FINAL}` candidate's run of the same seed "
-                  "(right), first validation frame:".format(FINAL=FINAL),
+        lines += ["", f"The baseline's catastrophic runs (left) and the `{latest(found)}` candidate's run of the same "
+                  "seed (right), first validation frame:",
                   "", f"![maps of failing runs]({picture.relative_to(root)})"]
     return "\n".join(lines)

@@ -243,8 +243,10 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
     checks = reseed_epochs(select_epochs or 1, t_cfg.epochs) if t_cfg.reseed_below > 0 else range(0)
     keep_from = t_cfg.keep_from
     least_leak = state.get("kept") if state else None
-    if keep_from and least_leak is None and first_epoch >= keep_from:  # extended by resume with keep_from added
-        least_leak = trainer.leak_candidate(model, first_epoch)
+    if keep_from and least_leak is None and first_epoch >= keep_from:  # extended by resume with keep_from added:
+        least_leak = trainer.leak_candidate(model, first_epoch)  # the leak a run with it would have read there
+        if least_leak is not None:
+            _add_to_metrics_line(run_dir, first_epoch, {"map_leak": round(least_leak["leak"], 6)})
     for epoch in range(first_epoch, t_cfg.epochs):
         reseeded = trainer.check_maps(model, optimizer, epoch) if epoch in checks else []
         metrics = trainer.epoch(model, optimizer, sampler, epoch, bar, epochs_kept=epoch, logger=logger)

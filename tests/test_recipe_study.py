@@ -59,7 +59,7 @@ def _run(seed: int, tracked: bool, fired: bool = False, catastrophic: bool = Fal
             "val": {"slot_matched_px": [0.3, 0.2, worst]}, "test": {"slot_matched_px": [0.3, 0.2, worst]}}
 
 
-def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_that_never_fired(monkeypatch):
+def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_that_never_fired(monkeypatch, tmp_path):
     seeds = RECIPE_SEEDS
     failing = {seeds[3], seeds[7], seeds[9]}
     runs = {("default", "gaussian"): {s: _run(s, s not in failing, catastrophic=True) for s in failing},
@@ -96,9 +96,16 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     assert "after `reseed` was frozen" in confirmed and "(trainer.reseed_below=0.125)" in confirmed
     assert "every ball tracked on 24/25, 96% [" in confirmed
     assert "against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
+    written = recipe.write_recipe_report(tmp_path)  # its own file, the section under a title
+    assert written == tmp_path / "RECIPE.md" and written.read_text().startswith("# A default that works on every seed")
+    assert rows[0] in written.read_text()
     pooled = next(line for line in text.splitlines() if line.startswith("- `reseed`"))
     assert "49/50 against 47/50 for `default`" in pooled and "worst ball, median 0.50 px against 0.50 px" in pooled
     assert "; gaussian, laplace)" in pooled and f"p = {stats.mcnemar_exact(2, 0):.3g}, n = 50" in pooled
+
+
+def test_no_study_runs_no_recipe_report(tmp_path):
+    assert recipe.write_recipe_report(tmp_path) is None and not (tmp_path / "RECIPE.md").exists()
 
 
 def test_the_confirmation_runs_the_committed_default_on_the_last_frozen_recipes_seeds(tmp_path):

@@ -1,8 +1,10 @@
-"""REPORT.md's section on the default recipe's robustness (configs/recipe_protocol.yaml, scripts/recipe_study.sh):
+"""RECIPE.md, the report on the default recipe's robustness (configs/recipe_protocol.yaml, scripts/recipe_study.sh):
 per prior and recipe the success count on the validation video of the tuning seeds with a Wilson interval and
 catastrophic failures; each candidate against the baseline on the same seeds (exact McNemar), pooled over the
 selection priors; how often the conditional candidate fired, and that where it did not its runs are the
-baseline's; a picture of map health over training (recipe_health.png)."""
+baseline's; a picture of map health over training (recipe_health.png). Its own file, written by `rpm report`
+and by `python -m rpm_cli.report.recipe ROOT` (a machine that holds the study's runs but not the headline's)."""
+import argparse
 import json
 from pathlib import Path
 
@@ -236,3 +238,32 @@ def recipe_section(root) -> str | None:
                   "seed (right), first validation frame:",
                   "", f"![maps of failing runs]({picture.relative_to(root)})"]
     return "\n".join(lines)
+
+
+RECIPE_REPORT = "RECIPE.md"
+
+
+def write_recipe_report(root) -> Path | None:
+    """ROOT/RECIPE.md from the study's runs under ROOT; None (nothing written) when there are none."""
+    from rpm_cli.atomic import write_text
+
+    section = recipe_section(root)
+    if section is None:
+        return None
+    path = Path(root) / RECIPE_REPORT
+    write_text(path, f"# A default that works on every seed: the recipe study\n\nWritten by `python -m "
+                     f"rpm_cli.report.recipe {root}` (and by `rpm report`).\n\n{section}\n")
+    return path
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rpm_cli.report.recipe",
+                                     description="write ROOT/RECIPE.md from the recipe study's runs")
+    parser.add_argument("root", type=Path)
+    args = parser.parse_args(argv)
+    path = write_recipe_report(args.root)
+    print(path if path else f"no recipe-study runs under {args.root}")
+
+
+if __name__ == "__main__":
+    main()

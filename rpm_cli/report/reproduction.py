@@ -19,7 +19,7 @@ from rpm_cli.reproduction import (FIG1_METHODS, PRESETS, PROTOCOL, REPORTING_SEE
                                   method_override)
 from rpm_cli.report.ablations import ablation_sections
 from rpm_cli.report.clica import clica_section
-from rpm_cli.report.recipe import recipe_section
+from rpm_cli.report.recipe import write_recipe_report
 from rpm_cli.report.rpm_objective import rpm_section
 from rpm_cli.report.confidence import study_section
 from rpm_cli.report.records import METRICS, collect, fmt, stat, sweeps_under, test_scores
@@ -228,8 +228,9 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         *([f"## objective=rpm: a learned posterior beside InfoNCE\n\n{rpm}"]
           if (rpm := rpm_section(root, registered_arms(found).get(RPM_PROTOCOL.preset, {}))) else []),
         *([f"## A second world: what each prior recovers (data=clica)\n\n{clica}"] if (clica := clica_section(root)) else []),
-        *([f"## A default that works on every seed: the recipe study\n\n{recipe}"]
-          if (recipe := recipe_section(root)) else []),
+        *([f"## A default that works on every seed: the recipe study\n\nThe study of issue 25 (candidate recipes "
+           f"on tuning seeds, each frozen default confirmed on fresh seeds) is in [{recipe.name}]({recipe.name})."]
+          if (recipe := write_recipe_report(root)) else []),
         "## Theory\n\n" + theory_summary(root),
         "## How the tuned recipe was found\n\nGaussian f_θ, full size, tuning seeds only, each run scored on the "
         "**validation** video (the test video is not read); `scripts/tune.sh` reruns every sweep (plots in "

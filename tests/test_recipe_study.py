@@ -132,14 +132,18 @@ def test_an_extending_candidate_starts_from_copies_of_the_finished_runs_it_exten
     assert sorted(p.name for p in recipe_dir(tmp_path, extending, "gaussian").iterdir()) == copied
 
 
-def test_the_report_names_tuned_runs_trained_under_another_reseed_default():
+def test_the_report_names_tuned_runs_trained_under_another_recipe_default():
     from omegaconf import OmegaConf
 
     from rpm_cli import CONFIG_DIR
-    from rpm_cli.report.reproduction import _differs_from_today
+    from rpm_cli.report.reproduction import RECIPE_KEYS, _differs_from_today
 
-    today = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer.reseed_below
-    runs = [{"config": {"trainer": {"reseed_below": value}}} for value in (today, 0.7, 0.7)]
+    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
+    today = {key: tuned[key] for key in RECIPE_KEYS}
+    runs = [{"config": {"trainer": trainer}} for trainer in (today, {**today, "reseed_below": 0.7},
+                                                             {**today, "reseed_below": 0.7})]
     assert _differs_from_today({"tuned": {"gaussian": runs[:1]}}) == ""
     line = _differs_from_today({"tuned": {"gaussian": runs}, "paper": {"gaussian": runs}})
-    assert "2 of the tuned runs" in line and "they ran with 0.7" in line
+    assert "2 of the tuned runs" in line and "reseed_below=0.7" in line
+    old = {"config": {"trainer": {"reseed_below": 0.0, "epochs": 6}}}  # before keep_from existed: 0
+    assert "keep_from=0" in _differs_from_today({"tuned": {"gaussian": [old]}})

@@ -245,18 +245,22 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
     return _write(root, sections)
 
 
+RECIPE_KEYS = ("reseed_below", "epochs", "keep_from")  # the trainer keys the recipe study (issue 25) changed
+
+
 def _differs_from_today(found: dict) -> str:
     """A line for runs trained under an older default of a key the recipe files now set otherwise (the runs'
     own configs, in their checkpoints, are what they used)."""
-    today = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer.reseed_below
+    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
+    today = {key: tuned[key] for key in RECIPE_KEYS}
     older = [run for runs in found.get("tuned", {}).values() for run in runs
-             if run["config"]["trainer"]["reseed_below"] != today]
+             if {key: run["config"]["trainer"].get(key, 0) for key in RECIPE_KEYS} != today]
     if not older:
         return ""
-    values = sorted({r["config"]["trainer"]["reseed_below"] for r in older})
-    return (f"\n\n{len(older)} of the tuned runs above were trained before `trainer.reseed_below` took its "
-            f"present value ({today:g}): they ran with {', '.join(f'{v:g}' for v in values)} (see the recipe "
-            f"study's section); each run's own config is in its checkpoint.")
+    settings = sorted({", ".join(f"{k}={run['config']['trainer'].get(k, 0):g}" for k in RECIPE_KEYS) for run in older})
+    return (f"\n\n{len(older)} of the tuned runs above were trained before the recipe study set today's "
+            f"{', '.join(f'{k}={v:g}' for k, v in today.items())}: they ran with {'; '.join(settings)} (see "
+            f"RECIPE.md); each run's own config is in its checkpoint.")
 
 
 def _write(root: Path, sections: list[str]) -> Path:

@@ -20,7 +20,7 @@ CONFIRMATIONS = {recipe: tuple(range(seeds.first, seeds.last + 1)) for recipe, s
 LATEST = list(CONFIRMATIONS)[-1]
 CHECK_SEEDS = tuple(RECIPE_PROTOCOL.check_seeds)
 # The baseline is the default recipe as it was before any remedy, whatever trainer=tuned holds later.
-BASELINE_OVERRIDES = "trainer.reseed_below=0"
+BASELINE_OVERRIDES = "trainer.reseed_below=0 trainer.epochs=6 trainer.keep_from=0"
 # Once a recipe is frozen in trainer=tuned: the default as committed, on its fresh reporting seeds.
 CONFIRMATION = "confirmation"
 

@@ -42,9 +42,9 @@ def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(
     (recipe_dir(tmp_path, "reseed", "gaussian") / "seed-11" / "evaluation.json").write_text("{}")
     (line,) = sweeps(tmp_path, "default", ["gaussian"])
     assert line.split()[:2] == ["gaussian", f"12,20,{RECIPE_SEEDS[-1]}"]
-    assert line.endswith("trainer.reseed_below=0")  # the baseline stays the recipe before the remedy
+    assert line.endswith("trainer.reseed_below=0 trainer.epochs=6 trainer.keep_from=0")  # the recipe before any remedy
     (line,) = sweeps(tmp_path, "reseed", ["gaussian"])
-    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.125")
+    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.125 trainer.epochs=6 trainer.keep_from=0")
     _metrics(recipe_dir(tmp_path, "reseed50", "gaussian") / "seed-30", reseeded=True)  # a second conditional
     assert baseline_seeds(tmp_path, "gaussian") == sorted({12, 20, 30, *RECIPE_SEEDS})  # its other seeds: not run
     assert baseline_seeds(tmp_path, "laplace") == list(RECIPE_SEEDS)
@@ -93,7 +93,7 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     assert shows == f"- gaussian: catastrophic baseline seeds 0.050, 0.050, 0.050; seeds where the baseline tracked every " \
         f"ball: lowest {0.6 + seeds[0] / 1000:.3f} (n = 22)"
     confirmed = next(line for line in text.splitlines() if line.startswith("**Confirmed once**"))
-    assert "after `reseed` was frozen" in confirmed and "(trainer.reseed_below=0.125)" in confirmed
+    assert "after `reseed` was frozen" in confirmed and "(trainer.reseed_below=0.125 trainer.epochs=6" in confirmed
     assert "every ball tracked on 24/25, 96% [" in confirmed
     assert "against 24/25, 96% [" in confirmed and "within the tuning interval (Fisher p = 1)" in confirmed
     written = recipe.write_recipe_report(tmp_path)  # its own file, the section under a title

@@ -196,7 +196,7 @@ def recipe_section(root) -> str | None:
                 lines.append(f"| {prior} | {candidate} | {len(runs)} | {_rate(list(runs.values()))} | {note} | |")
                 continue
             n, only_new, only_base, p = _paired(runs, base)
-            fired_runs = sum(r["fired"] for r in runs.values()) if candidate in P.conditional else "—"
+            fired_runs = sum(r["fired"] for r in runs.values())
             versus = f"{only_new} / {only_base} / {p:.3g} (n = {n})" if n else "no shared seeds"
             if against(candidate) != BASELINE:
                 versus = f"against {against(candidate)}: {versus}"

@@ -81,7 +81,11 @@ def test_the_section_pairs_each_candidate_with_the_baseline_and_borrows_runs_tha
     monkeypatch.setattr(recipe, "draw_health", lambda *args: None)
     drawn = {}
     monkeypatch.setattr(recipe, "draw_failure_maps", lambda pairs, path: drawn.setdefault("pairs", pairs) and None)
+    monkeypatch.setattr(recipe, "draw_paired_worst", lambda points, *args: drawn.setdefault("points", points) and None)
     text = recipe.recipe_section("outputs/x")
+    # the last candidate against the recipe it is compared with, seed by seed, per selection prior
+    assert sorted(drawn["points"]) == ["gaussian", "laplace"] and len(drawn["points"]["gaussian"]) == 25
+    assert drawn["points"]["gaussian"][9] == (70.0, 6.0)  # seeds[9]: catastrophic under default, marginal after
     labels = [label for label, _ in drawn["pairs"]]  # each catastrophic baseline run beside the candidate's
     assert len(labels) == 6 and labels[0].startswith(f"gaussian seed {seeds[3]}, default: worst ball 70.0")
     assert labels[5].startswith(f"gaussian seed {seeds[9]}, reseed: worst ball 6.0")
@@ -147,3 +151,12 @@ def test_the_report_names_tuned_runs_trained_under_another_recipe_default():
     assert "2 of the tuned runs" in line and "reseed_below=0.7" in line
     old = {"config": {"trainer": {"reseed_below": 0.0, "epochs": 6}}}  # before keep_from existed: 0
     assert "keep_from=0" in _differs_from_today({"tuned": {"gaussian": [old]}})
+
+
+def test_the_paired_precision_picture_is_drawn_from_its_points_and_skipped_without_any(tmp_path):
+    from rpm_cli.figures.health import draw_paired_worst
+
+    assert draw_paired_worst({"gaussian": []}, tmp_path / "none.png", 5.0, ("a", "b")) is None
+    path = draw_paired_worst({"gaussian": [(5.2, 3.6), (0.3, 0.2)], "laplace": [(40.0, 1.5)]}, tmp_path / "p.png",
+                             5.0, ("reseed", "leastleak"))
+    assert path == tmp_path / "p.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,7 @@
 """The recipe study's pictures: recipe_health.png, each run's least concentrated map at each check
 (map_concentration, read from the maps alone), runs that tracked every ball against those that did not, one
-panel per recipe, re-seeds marked; recipe_maps.png, failing baseline runs' maps beside the candidate's."""
+panel per recipe, re-seeds marked; recipe_maps.png, failing baseline runs' maps beside the candidate's;
+recipe_precision.png, each seed's worst ball under a candidate against the recipe it is compared with."""
 import tempfile
 from pathlib import Path
 
@@ -53,3 +54,31 @@ def draw_failure_maps(pairs: list[tuple[str, Path]], out_path) -> Path | None:
             val = run.video("val")
             tiles.append((label, draw_maps(run.encoder, val.frames[:1], val.centres[:1], Path(tmp) / f"{k}.png")))
         return draw_sweep_maps(tiles, out_path, columns=2)
+
+
+def draw_paired_worst(pairs: dict[str, list[tuple[float, float]]], out_path, threshold_px: float,
+                      names: tuple[str, str]) -> Path | None:
+    """pairs: {prior: [(worst ball px under names[0], under names[1]) per seed]}: one point per seed, log axes,
+    the diagonal and the threshold drawn. None when there is no pair."""
+    if not any(pairs.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    values = [v for points in pairs.values() for point in points for v in point]
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ax.plot([low, high], [low, high], color="0.6", lw=0.8)
+    ax.axvline(threshold_px, color="tab:red", lw=0.8, ls="--")
+    ax.axhline(threshold_px, color="tab:red", lw=0.8, ls="--", label=f"{threshold_px:g} px: every ball tracked below")
+    for prior, points in pairs.items():
+        if points:
+            ax.scatter(*zip(*points), s=14, alpha=0.8, label=f"{prior} ({len(points)})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel(f"worst ball, {names[0]} (px)")
+    ax.set_ylabel(f"worst ball, {names[1]} (px)")
+    ax.legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
+    path = save_png(fig, out_path)
+    plt.close(fig)
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rpm_cli import stats
-from rpm_cli.figures.health import draw_failure_maps, draw_health
+from rpm_cli.figures.health import draw_failure_maps, draw_health, draw_paired_worst
 from rpm_cli.layout import METRICS
 from rpm_cli.records import is_evaluated, run_record
 from rpm_cli.recipe_study import (CONFIRMATIONS, RECIPE_PROTOCOL, RECIPE_SEEDS, against, candidates,
@@ -123,8 +123,8 @@ def _what_shows_it(found) -> list[str]:
 
 
 def latest(found) -> str:
-    """The candidate tried last among those with runs."""
-    return [c for c in P.candidates if c in found][-1]
+    """The candidate tried last among those with runs (the baseline when no candidate has any)."""
+    return ([BASELINE] + [c for c in P.candidates if c in found])[-1]
 
 
 def _failure_pairs(found, most: int = 4) -> list[tuple[str, Path]]:
@@ -228,6 +228,16 @@ def recipe_section(root) -> str | None:
         lines += ["", "What shows a failure without labels: the least concentrated map (its share of mass within a "
                   "ball diameter of its centre, on 64 training frames; a uniform map scores 0.049 at paper size) "
                   "when the chosen start's last epoch ends, where the first check reads it:", "", *shows]
+    last = latest(found)
+    if last != BASELINE and last in P.candidates:
+        other = against(last)
+        points = {prior: [(worst_px(found[other][prior][s]), worst_px(runs[s]))
+                          for s in sorted(runs.keys() & found.get(other, {}).get(prior, {}).keys())]
+                  for prior, runs in found[last].items() if prior in P.selection_priors}
+        picture = draw_paired_worst(points, root / "figures" / "recipe_precision.png", P.threshold_px, (other, last))
+        if picture is not None:
+            lines += ["", f"Each seed's worst ball on the validation video under `{other}` (x) and `{last}` (y); below "
+                      "the diagonal the candidate is closer:", "", f"![worst ball per seed]({picture.relative_to(root)})"]
     target = {c: {P.target.prior: priors[P.target.prior]} for c, priors in found.items() if P.target.prior in priors}
     if (picture := draw_health(target, root / "figures" / "recipe_health.png", tracked)) is not None:
         lines += ["", f"The {P.target.prior} runs' least concentrated map at each epoch where it was measured, runs "

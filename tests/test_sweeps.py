@@ -163,3 +163,13 @@ def test_a_run_that_diverges_does_not_stop_the_rest_of_its_sweep(tmp_path):
     assert proc.returncode == 0 and "error: loss is nan" in proc.stderr
     finished = [p.parent for p in sweep.rglob("evaluation.json")]
     assert len(finished) == 1 and "init_std-0.1" in finished[0].name
+
+
+def test_a_sweep_dir_name_past_the_file_name_limit_is_shortened_and_stays_unique():
+    from rpm_cli.resolvers import MAX_NAME_BYTES, sweep_subdir
+
+    assert sweep_subdir("prior.lengthscale-6", 10) == "prior.lengthscale-6_seed-10"
+    long_a, long_b = "x" * 300 + "_a-1", "x" * 300 + "_a-2"
+    name_a, name_b = sweep_subdir(long_a, 10), sweep_subdir(long_b, 10)
+    assert len(name_a.encode()) == MAX_NAME_BYTES and name_a.startswith("x" * 200) and name_a.endswith("_seed-10")
+    assert name_a != name_b and sweep_subdir(long_a, 10) == name_a  # unique, and the same on a second launch

@@ -62,8 +62,8 @@ def _training_state(model, optimizer, sampler) -> dict:
 
 
 def _restore(state: dict, model, optimizer, sampler) -> None:
-    model.load_state_dict(state.get("last_model", state["model"]))  # a run that ended on a kept epoch goes on
-    # from the epoch it trained last
+    # A run that ended on a kept epoch (trainer.keep_from) goes on from the epoch it trained last.
+    model.load_state_dict(state.get("last_model", state["model"]))
     optimizer.load_state_dict(state["optimizer"])
     sampler.set_state(state["sampler_rng"])
     torch.set_rng_state(state["torch_rng"])

@@ -1,4 +1,5 @@
 """Shared by the tests: the tiny config, composing it, and running the installed `rpm` as a user does."""
+import logging
 import os
 import subprocess
 
@@ -45,6 +46,34 @@ def run_rpm(args, cwd, check=False, timeout=300, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"rpm {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_rpm_here(args, cwd, monkeypatch, capsys) -> tuple[int, str]:
+    """`rpm args` in this process, as the script would run it from `cwd`: (exit code, stderr). For the many
+    bad command lines whose refusal is all a test reads: a subprocess pays torch's import (about 5 s) for each.
+    The allocator's re-exec is off, or it would replace the test process; tests through run_rpm keep it."""
+    from rpm_cli import cli
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("RPM_ALLOCATOR", "default")
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(v, logging.Logger))]
+    before = {lg: (list(lg.handlers), lg.level, lg.disabled, lg.propagate) for lg in loggers}
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    finally:  # Hydra's job logging added file handlers into the run dir: later tests must not write there
+        for lg, (handlers, level, disabled, propagate) in before.items():
+            for handler in set(lg.handlers) - set(handlers):
+                handler.close()
+            lg.handlers[:], lg.level, lg.disabled, lg.propagate = handlers, level, disabled, propagate
+        for name, lg in list(logging.Logger.manager.loggerDict.items()):
+            if isinstance(lg, logging.Logger) and lg not in before:
+                for handler in lg.handlers[:]:
+                    handler.close()
+                    lg.removeHandler(handler)
+    return code, capsys.readouterr().err
 
 
 def train_killed_at_epoch(cfg, run_dir, n: int, monkeypatch) -> None:

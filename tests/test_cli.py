@@ -1,10 +1,11 @@
-"""The installed `rpm` script in subprocesses: the end-to-end path and every user error."""
+"""The installed `rpm` script: the end-to-end path in subprocesses, every user error in one line with exit
+code 2 (in this process, and a few through the script itself)."""
 import json
 import math
 
 import pytest
 
-from tests.helpers import TINY, run_rpm
+from tests.helpers import TINY, run_rpm, run_rpm_here
 
 pytestmark = pytest.mark.usefixtures("rpm_available")
 
@@ -125,13 +126,28 @@ BAD_TRAIN = [
 ]
 
 
+def assert_refused(code: int, stderr: str, message: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert "Traceback" not in stderr
+
+
 @pytest.mark.parametrize("overrides,message", BAD_TRAIN, ids=[" ".join(o) for o, _ in BAD_TRAIN])
-def test_bad_train_input_fails_cleanly_before_any_work(tmp_path, overrides, message):
+def test_bad_train_input_fails_cleanly_before_any_work(tmp_path, overrides, message, monkeypatch, capsys):
+    assert_refused(*run_rpm_here(["train", *TINY, *overrides], tmp_path, monkeypatch, capsys), message)
+    assert not (tmp_path / "outputs").exists(), "a failed run left a directory behind"
+
+
+# One of each way a bad command line is caught (the dispatcher's override check, the app's validation before
+# training, the memory budget), through the installed script with its allocator re-exec.
+SCRIPT_CASES = [case for case in BAD_TRAIN if case[0] in (["nosuchkey=1"], ["trainer.lr=0"], ["max_memory_gb=0.001"])]
+
+
+@pytest.mark.parametrize("overrides,message", SCRIPT_CASES, ids=[" ".join(o) for o, _ in SCRIPT_CASES])
+def test_the_script_refuses_bad_input_in_one_line_with_exit_code_2(tmp_path, overrides, message):
     proc = run_rpm(["train", *TINY, *overrides], tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert_refused(proc.returncode, proc.stderr, message)
     assert not (tmp_path / "outputs").exists(), "a failed run left a directory behind"
 
 
@@ -165,11 +181,8 @@ def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
     (["figures", "nosuch=1", "--help"], "unknown key nosuch"),
     (["figures", "+foo=1", "run_dir=."], "unknown key foo: nothing reads it"),  # --help composes the overrides too
 ])
-def test_other_commands_refuse_bad_command_lines_in_one_line(tmp_path, args, message):
-    proc = run_rpm(args, tmp_path)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], \
-        proc.stderr
+def test_other_commands_refuse_bad_command_lines_in_one_line(tmp_path, args, message, monkeypatch, capsys):
+    assert_refused(*run_rpm_here(args, tmp_path, monkeypatch, capsys), message)
 
 
 def test_unknown_command(tmp_path):

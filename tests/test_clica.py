@@ -7,7 +7,7 @@ import pytest
 
 from rpm_cli.data.clica import (LEAKY_SLOPE, ClicaDataset, conditional, linear_r2, matched_correlations, mcc,
                                 mixing_weights, r2_score)
-from tests.helpers import compose_cfg, run_rpm
+from tests.helpers import compose_cfg, run_rpm, run_rpm_here
 
 WORLD = dict(latent_dim=4, conditional="laplace", scale=0.05, mixing_layers=3, n_pairs=3000, val_pairs=500,
              test_pairs=500, seed=10, val_seed=2000, test_seed=1000, cache_dir=None, prior_lengthscale=0.05)
@@ -93,10 +93,11 @@ def test_train_and_evaluate_from_the_command_line(tmp_path):
     (["sweep_metric=slot_l2_px"], "sweep_metric must be auto, loss or a score data=clica reports: r2, mcc"),
     (["trainer.batch_size=601"], "trainer.batch_size must be an integer from 2 to the number of training pairs, data.n_pairs (600)"),
 ])
-def test_bad_clica_configs_exit_2_with_one_line(tmp_path, args, words):
-    proc = run_rpm(["train", *TINY_CLICA, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+def test_bad_clica_configs_exit_2_with_one_line(tmp_path, args, words, monkeypatch, capsys):
+    code, stderr = run_rpm_here(["train", *TINY_CLICA, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path,
+                                monkeypatch, capsys)
+    assert code == 2, stderr
+    assert words in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 

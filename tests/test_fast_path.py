@@ -1,5 +1,6 @@
 """The project's training step computes the same loss and gradients as the plain eager reference step, and the
 encoder's background-skipping pass (models/sparse.py) the same as its dense pass."""
+import pytest
 import torch
 
 from rpm_cli.data.balls import load_video
@@ -115,6 +116,25 @@ def test_eval_mode_background_skipping_equals_the_dense_pass():
     with torch.no_grad():
         assert torch.allclose(fast(frames), dense(frames), rtol=1e-5, atol=1e-6)
     _assert_same_buffers(fast, dense)  # eval mode leaves them alone
+
+
+def test_eval_mode_maps_near_the_balls_equal_the_dense_maps_at_the_border_and_at_paper_size():
+    """The maps map health reads (encoder.maps_in_eval) come from the fast pass: the dense maps everywhere."""
+    border = torch.zeros(5, 3, 48, 64, dtype=torch.uint8)
+    border[0, 0, :6, :6], border[1, 1, 20:30, 58:], border[2, :, 40:, 10:20] = 255, 200, 90
+    border[3, 2, 21:24, 30:33] = 17
+    video = load_video({"n_frames": 6, "image_size": 256, "n_balls": 3, "ball_diameter": 32, "step": 32,
+                        "heading_noise_deg": 2.0, "seed": 4, "cache_dir": None}, seed=4, n_frames=6)
+    for frames in (border, torch.from_numpy(video.frames)):
+        fast, dense = _sparse_and_dense()
+        fast(frames)  # running statistics away from their initial values
+        dense.load_state_dict(fast.state_dict())
+        with pytest.raises(ValueError, match="eval mode"):
+            sparse.feature_maps(fast, frames)
+        expected = dense.eval().feature_maps(frames).detach()
+        maps = fast.maps_in_eval(frames)
+        assert fast.training  # put back as it was
+        assert maps.shape == expected.shape and torch.allclose(maps, expected, rtol=1e-5, atol=1e-7)
 
 
 def test_small_crops_that_overlap_and_leave_tiles_to_later_rounds_give_the_same_step():

@@ -19,7 +19,7 @@ from tests.helpers import train_killed_at_epoch
 def _encoder_with_maps(maps: torch.Tensor, monkeypatch) -> CentreOfMassEncoder:
     encoder = CentreOfMassEncoder(n_maps=maps.shape[1])
     encoder.ball_diameter_px = 8.0
-    monkeypatch.setattr(encoder, "feature_maps", lambda frames: maps)
+    monkeypatch.setattr(encoder, "maps_in_eval", lambda frames: maps)
     return encoder
 
 

@@ -257,16 +257,15 @@ def crop_index(frames: torch.Tensor, side: int) -> CropIndex:
     return _INDEXES[key][1]
 
 
-def feature_marginals(encoder, frames, side: int | None = None) -> tuple:
-    """uint8 (B, 3, H, W) frames, or their Crops -> the maps' column and row mass, (B, M, W) and (B, M, H), in
-    training or eval mode. `side`: crop side in tiles (encoder.crop_tiles by default)."""
-    crops = frames if isinstance(frames, Crops) else crops_of(frames, side or encoder.crop_tiles)
+def _second_layer(encoder, crops: Crops) -> tuple:
+    """conv2's pre-activations on the crops, with what turns them into maps: (y2 (n, M, size, size), the
+    last BatchNorm's scale and shift (M,), the maps' background (a Background of the maps' values), the pixels
+    each crop owns (n, 1, size, size)). Training mode updates both BatchNorms' running statistics."""
     n_frames, h, w = crops.n_frames, crops.height, crops.width
-    frame, top, left = crops.frame, crops.top, crops.left
+    top, left = crops.top, crops.left
     device = crops.pixels.device
     x = crops.pixels.to(torch.float32).div_(255.0)  # (n, 3, window, window)
     window = x.shape[-1]
-    size = window - 2 * HALO
     # The pixels each crop owns, and those inside the image, at input coordinates (n, 1, window, window).
     own = F.pad(crops.owned.repeat_interleave(TILE, 1).repeat_interleave(TILE, 2), (HALO,) * 4)[:, None].float()
     steps = torch.arange(window, device=device) - HALO
@@ -296,11 +295,42 @@ def feature_marginals(encoder, frames, side: int | None = None) -> tuple:
     own2 = own[..., 2:-2, 2:-2]
     scale2, shift2 = _layer_stats(encoder.bn2, y2, own2, count, (background.values, pixels))
     maps = background.map(lambda v: torch.sigmoid(v * _channel(scale2) + _channel(shift2)))
-    crop_background = maps.windows(top * TILE, left * TILE, size)
+    return y2, scale2, shift2, maps, own2
+
+
+def feature_marginals(encoder, frames, side: int | None = None) -> tuple:
+    """uint8 (B, 3, H, W) frames, or their Crops -> the maps' column and row mass, (B, M, W) and (B, M, H), in
+    training or eval mode. `side`: crop side in tiles (encoder.crop_tiles by default)."""
+    crops = frames if isinstance(frames, Crops) else crops_of(frames, side or encoder.crop_tiles)
+    y2, scale2, shift2, maps, own2 = _second_layer(encoder, crops)
+    top, left = crops.top * TILE, crops.left * TILE
+    crop_background = maps.windows(top, left, y2.shape[-1])
     cols_sum, rows_sum = fused.SigmoidDifferenceSums.apply(y2, scale2, shift2, crop_background, own2)
-    col_mass = _scatter(maps.col_mass(), cols_sum, frame, left * TILE, n_frames)
-    row_mass = _scatter(maps.row_mass(), rows_sum, frame, top * TILE, n_frames)
+    col_mass = _scatter(maps.col_mass(), cols_sum, crops.frame, left, crops.n_frames)
+    row_mass = _scatter(maps.row_mass(), rows_sum, crops.frame, top, crops.n_frames)
     return col_mass, row_mass
+
+
+@torch.no_grad()
+def feature_maps(encoder, frames: torch.Tensor, side: int | None = None) -> torch.Tensor:
+    """uint8 (B, 3, H, W) frames -> the maps (B, M, H, W) of an encoder in eval mode, as encoder.feature_maps
+    gives them (to float rounding): the background map, with each crop's owned pixels written over it."""
+    if encoder.training:
+        raise ValueError("sparse.feature_maps reads the running statistics: put the encoder in eval mode")
+    crops = crops_of(frames, side or encoder.crop_tiles)
+    y2, scale2, shift2, maps, own2 = _second_layer(encoder, crops)
+    n_frames, h, w = crops.n_frames, crops.height, crops.width
+    full = torch.einsum("ir,crk,jk->cij", maps.row_onehot, maps.values, maps.col_onehot)  # (M, H, W)
+    full = full[None].repeat(n_frames, 1, 1, 1)
+    size = y2.shape[-1]
+    steps = torch.arange(size, device=y2.device)
+    rows = (crops.top * TILE)[:, None] + steps  # (n, size)
+    cols = (crops.left * TILE)[:, None] + steps
+    owned = own2[:, 0].bool()  # (n, size, size)
+    crop, i, j = owned.nonzero(as_tuple=True)
+    values = torch.sigmoid(y2 * _channel(scale2) + _channel(shift2))  # (n, M, size, size)
+    full.permute(0, 2, 3, 1)[crops.frame[crop], rows[crop, i], cols[crop, j]] = values.permute(0, 2, 3, 1)[crop, i, j]
+    return full
 
 
 def _scatter(background: torch.Tensor, crop_sums: torch.Tensor, frame, start, n_frames: int) -> torch.Tensor:

@@ -7,8 +7,7 @@
 # Re-running continues: finished sweeps are skipped, finished runs reused, killed runs resumed.
 #   PARTS="recipe beyond lengthscale choices" (this order by default)  RECIPES="tuned paper" (for choices)
 #   PRIORS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
-# Ablations and open choices are about choices: they read the validation video and run on tuning seeds.
-# Beyond-the-setting and the lengthscale sweep are results: test video, reporting seeds.
+# Every part runs on ten tuning seeds (rpm_cli/reproduction.py: ABLATION_SEEDS) and its tables read the validation video.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-outputs/reproduce/ablations}

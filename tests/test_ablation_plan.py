@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from rpm_cli import reproduction
-from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, TUNING_SEEDS,
+from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, REPORTING_SEEDS, SPENT_SEEDS, TUNED_SHIFT,
+                                  TUNING_SEEDS,
                                   ablation_plan, open_choices, prior_names)
 from rpm_cli.report import ablations as report
 
@@ -27,13 +28,13 @@ def test_sweep_names_are_unique():
     assert len(folders) == len(set(folders))
 
 
-def test_choices_run_on_tuning_seeds_and_results_on_the_seeds_they_were_reported_on():
+def test_every_sweep_runs_on_ten_tuning_seeds():
     for sweep in EVERY_SWEEP:
         seeds = _seeds(sweep)
         # Seeds 1-9 and 5000-5999 belong to neither protocol; no sweep may use them.
         assert not seeds & {*range(1, 10), *range(5000, 6000)}, sweep.name
-        allowed = TUNING_SEEDS if sweep.part in ("recipe", "choices") else SPENT_SEEDS
-        assert seeds <= set(allowed), sweep.name
+        assert seeds <= set(TUNING_SEEDS) and len(seeds) >= 10, sweep.name
+        assert not seeds & {*REPORTING_SEEDS, *SPENT_SEEDS}, sweep.name
 
 
 def test_every_sweep_the_report_reads_is_in_the_plan():
@@ -55,7 +56,7 @@ def test_the_report_ignores_a_folder_outside_the_plan(monkeypatch):
 
 def test_the_plan_of_one_part_by_hand(capsys):
     reproduction.main(["ablations", "out", "--parts", "choices", "--recipes", "paper"])
-    base = "trainer=paper prior=gaussian seed=10,11,12"
+    base = "trainer=paper prior=gaussian seed=10,11,12,13,14,15,16,17,18,19"
     assert capsys.readouterr().out.splitlines() == [
         f"choices paper-default out/choices/paper-default {base}",
         f"choices paper-units out/choices/paper-units encoder.latent_units=pixels,signed {base}",
@@ -88,7 +89,7 @@ def test_the_script_runs_the_plan_and_skips_finished_sweeps(tmp_path):
     sweep = out / "lengthscale" / "true"
     assert calls.read_text().splitlines() == [
         "rpm train -m evaluate=true trainer.threads=1 trainer.progress=false prior=gaussian "
-        "prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale=true seed=100,101,102 "
+        "prior.lengthscale=2,4,8,16,32,64 prior.learn_lengthscale=true seed=10,11,12,13,14,15,16,17,18,19 "
         f"hydra.sweep.dir={sweep}",
         f"rpm figures sweep_dir={sweep}",
     ]

@@ -73,18 +73,31 @@ def test_recipe_section_says_when_its_runs_used_an_earlier_shift(monkeypatch):
     assert "earlier initial shift" not in report.recipe_section(None)
 
 
-def test_lengthscale_section_selects_on_validation_and_says_where_learned_theta_ends(monkeypatch):
-    def rows(theta0, learn, val, test, final):
-        return [dict(_row(100 + i, val, initial_lengthscale_px=theta0, learn_lengthscale=learn, final_lengthscale_px=f,
-                          test_slot_l2_px=test, test_readout_l2_px=test / 10, test_balls_tracked=3,
-                          motion_lengthscale_px=22.63)) for i, f in enumerate(final)]
-    sweeps = {"true": rows(4, True, 30.0, 0.1, (6.0, 7.0)) + rows(32, True, 1.0, 9.0, (20.0, 22.0)),
-              "false": rows(16, False, 2.0, 0.2, (16.0, 16.0))}
+def test_lengthscale_section_selects_on_validation_and_tests_each_cell_against_the_default(monkeypatch):
+    def rows(theta0, learn, slots, finals, test=0.1):
+        return [dict(_row(10 + i, slot, initial_lengthscale_px=theta0, learn_lengthscale=learn,
+                          final_lengthscale_px=final, test_slot_l2_px=test, test_balls_tracked=3,
+                          motion_lengthscale_px=22.63)) for i, (slot, final) in enumerate(zip(slots, finals))]
+    # The default (32 px, learned) tracks every ball on 10 of 10 seeds; θ0 = 4 on 0 of 10 (the same seeds:
+    # 10 discordant seeds, exact McNemar p = 2 * 0.5**10); θ0 = 16 fixed on 9 of 10 (p = 1). θ0 = 4's test
+    # score is the best, and must not count: selection reads validation only.
+    sweeps = {"true": rows(4, True, [30.0] * 10, [6.0] * 5 + [7.0] * 5, test=0.01)
+              + rows(32, True, [1.0] * 9 + [0.5], [20.0, 22.0] * 5),
+              "false": rows(16, False, [2.0] * 9 + [9.0], [16.0] * 10)}
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "lengthscale" else {})
     text = report.lengthscale_section(None)
-    assert "4 → 6.5, 32 → 21.0" in text and "θ = 22.6 px" in text
-    # θ0 = 32 learned has the lowest validation score; θ0 = 4 the lowest test score, which must not count.
-    assert "Lowest mean validation slot L2: θ0 = 32 px, learned (test 9.00 ± 0.00 px)" in text
+    table = {line.split(" | ")[0] + " " + line.split(" | ")[1]: line for line in text.splitlines()
+             if line.startswith("| ") and "---" not in line}
+    assert "| 4 | learned | 10 | 0/10, 0% [0%, 28%] | 30.00 [30.00, 30.00] | 6.5 |" in table["| 4 learned"]
+    assert f"less often than the default (θ0 = 32 px, learned) (Holm p = {2 * 2 * 0.5**10:.2g})" in table["| 4 learned"]
+    assert "10/10, 100% [72%, 100%]" in table["| 32 learned"] and "the reference" in table["| 32 learned"]
+    assert "no difference detectable at n = 10 (p = 1, Holm 1)" in table["| 16 fixed"]
+    assert "4 → 6.5, 32 → 21.0" in text and "θ = 22.6 px" in text and "Seeds 10–19 (tuning seeds)" in text
+    assert "Selected on these seeds (most seeds with every ball tracked, then the lowest median slot L2): " \
+           "θ0 = 32 px, learned." in text
+    assert "anecdotes" not in text
+    sweeps["false"] = sweeps["false"][:3]
+    assert "Cells with 3 seeds are anecdotes" in report.lengthscale_section(None)
 
 
 def test_recipe_section_names_the_changes_that_rescue_a_recipe_that_fails(monkeypatch):

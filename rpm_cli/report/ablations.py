@@ -8,8 +8,8 @@ import numpy as np
 from rpm_cli import stats
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (ABLATION_PRIORS, PRESETS, PROTOCOL, RECIPE_CHANGES, TUNED_SHIFT, Sweep,
-                                  ablation_plan, open_choices, prior_names)
+from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_SEEDS, PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS,
+                                  TUNED_SHIFT, Sweep, ablation_plan, open_choices, prior_names)
 from rpm_cli.report.records import fmt, mean_of, sweeps_under
 from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX, choice_verdict, works
 
@@ -61,16 +61,12 @@ def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
             f"To remeasure, delete those sweeps and run `make ablations`.")
 
 
-def _all_tracked(rows, prefix="") -> str:
-    return f"{sum(r[prefix + 'balls_tracked'] == r['n_balls'] for r in rows)} of {len(rows)}"
-
-
 def recipe_section(root: Path) -> str | None:
     sweeps = _planned(root, "recipe")
     if not sweeps:
         return None
-    lines = ["| prior | setting | seeds | val slot L2 (px) | val joint L2 (px) | seeds with every ball tracked |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| prior | setting | seeds | every ball tracked, k/n [95 % CI] | slot L2 (px), median [95 % CI] "
+             "| slot L2 (px), mean ± SD | joint L2 (px), median |", "|---|---|---|---|---|---|---|"]
     sentences = []
     for prior in ABLATION_PRIORS:
         found = {s: rs for s, rs in sweeps.items() if s.prior == prior}
@@ -78,8 +74,9 @@ def recipe_section(root: Path) -> str | None:
         shifted = rows.get(("paper", "shift")) or [{"map_bias_init": TUNED_SHIFT}]  # the shift those runs used
         words = {**CHANGE_WORDS, "shift": CHANGE_WORDS["shift"].format(shift=float(shifted[0]["map_bias_init"]))}
         for s, rs in found.items():
-            lines.append(f"| {prior} | {s.setting} | {', '.join(str(r['seed']) for r in rs)} "
-                         f"| {_cell(rs, 'slot_l2_px')} | {_cell(rs, 'readout_l2_px')} | {_all_tracked(rs)} |")
+            lines.append(f"| {prior} | {s.setting} | {_seed_list(r['seed'] for r in rs)} | {rate_cell(rs)} "
+                         f"| {median_cell(rs, 'slot_l2_px')} | {_cell(rs, 'slot_l2_px')} "
+                         f"| {np.median([r['readout_l2_px'] for r in rs]):.2f} |")
 
         def setting_works(recipe, change=""):
             return works(rows[recipe, change]) if rows.get((recipe, change)) else None
@@ -98,7 +95,9 @@ def recipe_section(root: Path) -> str | None:
                              f"and {'not necessary' if without else 'necessary'} in the tuned recipe.")
     return ("## Ablations of the recipe (validation video, tuning seeds)\n\nOne change at a time, from Appendix D "
             "(`paper+change`) and from the tuned recipe (`tuned-change`). A setting *works* when its mean validation "
-            f"slot L2 is below {SLOT_TARGET_PX:g} px.\n\n" + "\n".join(lines) + "\n\n" + "\n".join(sentences)
+            f"slot L2 is below {SLOT_TARGET_PX:g} px: a description of these seeds, not a test. SD is the population "
+            "SD over seeds." + _n_note({s: rs for s, rs in sweeps.items()}) + "\n\n" + "\n".join(lines) + "\n\n"
+            + "\n".join(sentences)
             + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)}))
 
 
@@ -111,20 +110,29 @@ def beyond_section(root: Path) -> str | None:
         for r in rows:
             setting = f"{r['n_balls']} balls, {r.get('override:data.image_size', '256')}² frames"
             groups.setdefault(setting, {}).setdefault(r["prior"], []).append(r)
-    lines = ["| setting | Gaussian test slot L2 | every ball tracked | linear test slot L2 | random-init slot L2 | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| setting | seeds | Gaussian: every ball tracked, k/n [95 % CI] | Gaussian slot L2 (px), median [95 % CI] "
+             "| linear slot L2 (px), median | random-init slot L2 (px), median | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    cells = {}
     for setting, by_prior in groups.items():
         g, lin = by_prior.get("gaussian", []), by_prior.get("linear", [])
-        every = g + lin
-        random = mean_of(every, "test_random_init_slot_l2_px")
-        holds = bool(g) and mean_of(g, "test_slot_l2_px") < SLOT_TARGET_PX and (
-            not lin or mean_of(lin, "test_slot_l2_px") >= FAIL_FRACTION * random)
-        lines.append(f"| {setting} | {_cell(g, 'test_slot_l2_px')} | {_all_tracked(g, 'test_') if g else '—'} "
-                     f"| {_cell(lin, 'test_slot_l2_px')} | {random:.2f} | {'holds' if holds else 'does not hold'} |")
-    return ("## Beyond the paper's setting (test video, reporting seeds, tuned recipe, no retuning)\n\nThe claim "
+        cells[setting] = g
+        random = float(np.median([r["random_init_slot_l2_px"] for r in g + lin]))
+        holds = bool(g) and mean_of(g, "slot_l2_px") < SLOT_TARGET_PX and (
+            not lin or mean_of(lin, "slot_l2_px") >= FAIL_FRACTION * mean_of(g + lin, "random_init_slot_l2_px"))
+        linear = f"{np.median([r['slot_l2_px'] for r in lin]):.2f}" if lin else "—"
+        lines.append(f"| {setting} | {_seed_list(r['seed'] for r in g + lin)} | {rate_cell(g) if g else '—'} "
+                     f"| {median_cell(g, 'slot_l2_px') if g else '—'} | {linear} | {random:.2f} "
+                     f"| {'holds' if holds else 'does not hold'} |")
+    seeds = {r["seed"] for rows in sweeps.values() for r in rows}
+    spent = sorted(seeds & set(SPENT_SEEDS))
+    spent_note = (f" These runs are on seeds {_seed_list(spent)}, an earlier report's reporting seeds (spent): "
+                  f"`make ablations` runs this part on tuning seeds {_seed_list(ABLATION_SEEDS)} once its folder is "
+                  "deleted." if spent else "")
+    return ("## Beyond the paper's setting (validation video, tuned recipe, no retuning)\n\nThe claim "
             f"*holds* when the Gaussian's mean slot L2 is below {SLOT_TARGET_PX:g} px and the linear critic's at least "
-            f"{FAIL_FRACTION:g}× the random-init encoder's.\n\n" + "\n".join(lines)
-            + _earlier_recipe_note(sweeps))
+            f"{FAIL_FRACTION:g}× the random-init encoder's mean: a description of these seeds, not a test."
+            + _n_note(cells) + spent_note + "\n\n" + "\n".join(lines) + _earlier_recipe_note(sweeps))
 
 
 def every_ball(row: dict, prefix: str = "") -> bool:
@@ -149,25 +157,25 @@ def paired_against(cells: dict, reference, words: str) -> dict:
     validation video), Holm-corrected over the table; the words say what the test says."""
     ref = {r["seed"]: every_ball(r) for r in cells[reference]}
     keys = [key for key in cells if key != reference]
-    raw = []
+    raw, counts = [], []
     for key in keys:
         own = {r["seed"]: every_ball(r) for r in cells[key]}
         shared = own.keys() & ref.keys()
-        raw.append(stats.mcnemar_exact(sum(own[s] and not ref[s] for s in shared),
-                                       sum(ref[s] and not own[s] for s in shared)))
+        only_own, only_ref = sum(own[s] and not ref[s] for s in shared), sum(ref[s] and not own[s] for s in shared)
+        raw.append(stats.mcnemar_exact(only_own, only_ref))
+        counts.append((len(shared), only_own > only_ref))
     out = {reference: "the reference"}
-    for key, p_raw, p_adj in zip(keys, raw, stats.holm(raw)):
-        n = len(cells[key])
+    for key, p_raw, p_adj, (n, more) in zip(keys, raw, stats.holm(raw), counts):
         if p_adj > PROTOCOL.alpha:
             out[key] = f"no difference detectable at n = {n} (p = {p_raw:.2g}, Holm {p_adj:.2g})"
         else:
-            more = sum(map(every_ball, cells[key])) > sum(map(every_ball, cells[reference]))
             out[key] = f"tracks every ball {'more' if more else 'less'} often than {words} (Holm p = {p_adj:.2g})"
     return out
 
 
 def _n_note(cells: dict) -> str:
-    small = sorted({len(rs) for rs in cells.values() if len(rs) < MIN_SEEDS_PER_CELL})
+    counts = {len({r["seed"] for r in rs}) for rs in cells.values()}  # seeds, not runs: a sweep may hold two values
+    small = sorted(n for n in counts if n < MIN_SEEDS_PER_CELL)
     return (f" Cells with {', '.join(map(str, small))} seeds are anecdotes: no test at that n separates them."
             if small else "")
 
@@ -210,8 +218,8 @@ def lengthscale_section(root: Path) -> str | None:
 
 
 def _seed_list(seeds) -> str:
-    """10-19 for a run of consecutive seeds, else the seeds."""
-    seeds = sorted(seeds)
+    """10–19 for a run of consecutive seeds, else the seeds (each once)."""
+    seeds = sorted(set(seeds))
     if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
         return f"{seeds[0]}–{seeds[-1]}"
     return ", ".join(map(str, seeds))
@@ -221,9 +229,9 @@ def choices_section(root: Path) -> str | None:
     sweeps = {(s.recipe, s.change): rows for s, rows in _planned(root, "choices").items()}
     if not sweeps:
         return None
-    lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | val slot L2, rpm's (px) "
-             "| val slot L2, alternative (px) | every ball tracked, alternative | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | seeds | val slot L2, rpm's (px) "
+             "| val slot L2, alternative (px) | every ball tracked, alternative, k/n [95 % CI] | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     deciding = {"paper": [], "tuned": []}
     for recipe in ("paper", "tuned"):
         default = sweeps.get((recipe, ""), [])
@@ -242,8 +250,9 @@ def choices_section(root: Path) -> str | None:
                 verdict = choice_verdict(default, rs)
                 if verdict.startswith("**decides"):
                     deciding[recipe].append(f"{what} ({value or alternative})")
-                lines.append(f"| {what} | {ours} | {value or alternative} | {recipe} | {_cell(default, 'slot_l2_px')} "
-                             f"| {_cell(rs, 'slot_l2_px')} | {_all_tracked(rs)} | {verdict} |")
+                lines.append(f"| {what} | {ours} | {value or alternative} | {recipe} "
+                             f"| {_seed_list(r['seed'] for r in rs)} | {_cell(default, 'slot_l2_px')} "
+                             f"| {_cell(rs, 'slot_l2_px')} | {rate_cell(rs)} | {verdict} |")
     summary = "\n".join(f"- Under the {'tuned recipe' if recipe == 'tuned' else 'Appendix D recipe'}, "
                         + (f"the choices that decide whether the result appears: {'; '.join(found)}."
                            if found else "no single choice here decides whether the result appears.")
@@ -251,7 +260,9 @@ def choices_section(root: Path) -> str | None:
     return ("## What the paper leaves open, measured (validation video, tuning seeds, Gaussian f_θ)\n\n"
             f"Each alternative changes one choice from rpm's and leaves the rest of the recipe as it is. A setting "
             f"*works* when its mean validation slot L2 is below {SLOT_TARGET_PX:g} px; a choice *decides* when "
-            f"rpm's setting and the alternative fall on different sides of that line.\n\n"
+            f"rpm's setting and the alternative fall on different sides of that line: a description of these seeds, "
+            f"not a test. Slot L2 as mean ± population SD over seeds."
+            + _n_note({key: rows for key, rows in sweeps.items()}) + "\n\n"
             + "\n".join(lines) + "\n\n" + summary)
 
 

@@ -83,7 +83,7 @@ def test_lengthscale_section_selects_on_validation_and_tests_each_cell_against_t
     # score is the best, and must not count: selection reads validation only.
     sweeps = {"true": rows(4, True, [30.0] * 10, [6.0] * 5 + [7.0] * 5, test=0.01)
               + rows(32, True, [1.0] * 9 + [0.5], [20.0, 22.0] * 5),
-              "false": rows(16, False, [2.0] * 9 + [9.0], [16.0] * 10)}
+              "false": rows(16, False, [2.0 + i / 10 for i in range(9)] + [9.0], [16.0] * 10)}
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "lengthscale" else {})
     text = report.lengthscale_section(None)
     table = {line.split(" | ")[0] + " " + line.split(" | ")[1]: line for line in text.splitlines()
@@ -92,6 +92,10 @@ def test_lengthscale_section_selects_on_validation_and_tests_each_cell_against_t
     assert f"less often than the default (θ0 = 32 px, learned) (Holm p = {2 * 2 * 0.5**10:.2g})" in table["| 4 learned"]
     assert "10/10, 100% [72%, 100%]" in table["| 32 learned"] and "the reference" in table["| 32 learned"]
     assert "no difference detectable at n = 10 (p = 1, Holm 1)" in table["| 16 fixed"]
+    # How precisely, apart: on the 9 seeds both track, θ0 = 16 is worse on each (exact signed-rank p = 2 / 2**9);
+    # θ0 = 4 tracks no seed, so it is no test and leaves the Holm family.
+    assert table["| 16 fixed"].endswith(f"| less precise on all 9 seeds both track (Holm p = {2 / 2**9:.2g}) |")
+    assert table["| 4 learned"].endswith("| no seed where both track every ball |")
     assert "4 → 6.5, 32 → 21.0" in text and "θ = 22.6 px" in text and "Seeds 10–19 (tuning seeds)" in text
     assert "Selected on these seeds (most seeds with every ball tracked, then the lowest median slot L2): " \
            "θ0 = 32 px, learned." in text

@@ -173,6 +173,30 @@ def paired_against(cells: dict, reference, words: str) -> dict:
     return out
 
 
+def precision_against(cells: dict, reference) -> dict:
+    """How precisely, kept apart from how often: each cell's slot L2 against the reference's on the seeds where
+    both track every ball, Wilcoxon signed-rank, Holm-corrected over the cells with such seeds."""
+    ref = {r["seed"]: r["slot_l2_px"] for r in cells[reference] if every_ball(r)}
+    keys = [key for key in cells if key != reference]
+    pairs = []
+    for key in keys:
+        own = {r["seed"]: r["slot_l2_px"] for r in cells[key] if every_ball(r)}
+        pairs.append([(own[s], ref[s]) for s in sorted(own.keys() & ref.keys())])
+    raw = [stats.wilcoxon_signed_rank(*zip(*both)) if both else float("nan") for both in pairs]
+    out = {reference: "the reference"}
+    for key, both, p_raw, p_adj in zip(keys, pairs, raw, stats.holm(raw)):
+        if not both:
+            out[key] = "no seed where both track every ball"
+        elif p_adj > PROTOCOL.alpha:
+            out[key] = f"no difference detectable at n = {len(both)} (p = {p_raw:.2g}, Holm {p_adj:.2g})"
+        else:
+            lower = float(np.median([a - b for a, b in both])) < 0
+            out[key] = (f"{'more' if lower else 'less'} precise on all {len(both)} seeds both track" if
+                        all((a < b) == lower for a, b in both) else f"{'more' if lower else 'less'} precise") + \
+                f" (Holm p = {p_adj:.2g})"
+    return out
+
+
 def _n_note(cells: dict) -> str:
     counts = {len({r["seed"] for r in rs}) for rs in cells.values()}  # seeds, not runs: a sweep may hold two values
     small = sorted(n for n in counts if n < MIN_SEEDS_PER_CELL)
@@ -191,14 +215,15 @@ def lengthscale_section(root: Path) -> str | None:
     grid = dict(sorted(grid.items()))
     default = (DEFAULT_THETA0_PX, True)
     against = paired_against(grid, default, f"the default (θ0 = {default[0]:g} px, learned)") if default in grid else {}
+    precise = precision_against(grid, default) if default in grid else {}
     seeds = sorted({r["seed"] for r in rows})
     lines = ["| θ0 (px) | θ | seeds | every ball tracked (validation), k/n [95 % CI] "
-             "| slot L2 (px), median [95 % CI] | final θ (px), median | against the default |",
-             "|---|---|---|---|---|---|---|"]
+             "| slot L2 (px), median [95 % CI] | final θ (px), median | how often, against the default "
+             "| how precisely when both track, against the default |", "|---|---|---|---|---|---|---|---|"]
     for (theta0, learned), rs in grid.items():
         lines.append(f"| {theta0:g} | {'learned' if learned else 'fixed'} | {len(rs)} | {rate_cell(rs)} "
                      f"| {median_cell(rs, 'slot_l2_px')} | {np.median([r['final_lengthscale_px'] for r in rs]):.1f} "
-                     f"| {against.get((theta0, learned), '—')} |")
+                     f"| {against.get((theta0, learned), '—')} | {precise.get((theta0, learned), '—')} |")
     # Selection, on tuning seeds and the validation video: most seeds with every ball tracked, then the lowest
     # median slot L2.
     best = min(grid, key=lambda key: (-sum(map(every_ball, grid[key])), np.median([r["slot_l2_px"] for r in grid[key]])))
@@ -209,8 +234,11 @@ def lengthscale_section(root: Path) -> str | None:
             f"not read. Every ball tracked: each ball's matched error below {TRACKED_PX:g} px. Where learned θ ends, "
             f"by θ0 (px, median over seeds): {ends}; the simulated motion implies θ = {motion:.1f} px (one step of a "
             f"ball's 2-D move per coordinate: step/√2). Selected on these seeds (most seeds with every ball tracked, "
-            f"then the lowest median slot L2): θ0 = {best[0]:g} px, {'learned' if best[1] else 'fixed'}."
-            + _n_note(grid))
+            f"then the lowest median slot L2): θ0 = {best[0]:g} px, {'learned' if best[1] else 'fixed'}. The "
+            f"default's cell is the default recipe on these seeds: the configs and seeds of RECIPE.md's frozen "
+            f"default (`leastleak`) Gaussian runs on seeds {_seed_list(seeds)}, trained again here. How often: exact McNemar on the "
+            f"shared seeds; how precisely: Wilcoxon signed-rank on the seeds where both track every ball; each "
+            f"Holm-corrected over its column." + _n_note(grid))
     picture = "".join(f"\n\n![lengthscale sweep, {s.change} θ, validation video]"
                       f"(ablations/lengthscale/{s.name}/sweep_summary.png)" for s in sweeps)
     return ("## The lengthscale sweep (Gaussian f_θ, tuning seeds, validation video, the default recipe)\n\n"

@@ -319,9 +319,8 @@ def feature_maps(encoder, frames: torch.Tensor, side: int | None = None) -> torc
         raise ValueError("sparse.feature_maps reads the running statistics: put the encoder in eval mode")
     crops = crops_of(frames, side or encoder.crop_tiles)
     y2, scale2, shift2, maps, own2 = _second_layer(encoder, crops)
-    n_frames, h, w = crops.n_frames, crops.height, crops.width
     full = torch.einsum("ir,crk,jk->cij", maps.row_onehot, maps.values, maps.col_onehot)  # (M, H, W)
-    full = full[None].repeat(n_frames, 1, 1, 1)
+    full = full[None].repeat(crops.n_frames, 1, 1, 1)
     size = y2.shape[-1]
     steps = torch.arange(size, device=y2.device)
     rows = (crops.top * TILE)[:, None] + steps  # (n, size)

@@ -96,7 +96,7 @@ def recipe_section(root: Path) -> str | None:
     return ("## Ablations of the recipe (validation video, tuning seeds)\n\nOne change at a time, from Appendix D "
             "(`paper+change`) and from the tuned recipe (`tuned-change`). A setting *works* when its mean validation "
             f"slot L2 is below {SLOT_TARGET_PX:g} px: a description of these seeds, not a test. SD is the population "
-            "SD over seeds." + _n_note({s: rs for s, rs in sweeps.items()}) + "\n\n" + "\n".join(lines) + "\n\n"
+            "SD over seeds." + _n_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n"
             + "\n".join(sentences)
             + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)}))
 
@@ -135,13 +135,13 @@ def beyond_section(root: Path) -> str | None:
             + _n_note(cells) + spent_note + "\n\n" + "\n".join(lines) + _earlier_recipe_note(sweeps))
 
 
-def every_ball(row: dict, prefix: str = "") -> bool:
-    return row[prefix + "balls_tracked"] == row["n_balls"]
+def every_ball(row: dict) -> bool:
+    return row["balls_tracked"] == row["n_balls"]
 
 
-def rate_cell(rows, prefix: str = "") -> str:
+def rate_cell(rows) -> str:
     """k/n seeds with every ball tracked, with its Wilson 95 % interval."""
-    n, k = len(rows), sum(every_ball(r, prefix) for r in rows)
+    n, k = len(rows), sum(map(every_ball, rows))
     low, high = stats.wilson(k, n)
     return f"{k}/{n}, {k / n:.0%} [{low:.0%}, {high:.0%}]"
 
@@ -290,7 +290,7 @@ def choices_section(root: Path) -> str | None:
             f"*works* when its mean validation slot L2 is below {SLOT_TARGET_PX:g} px; a choice *decides* when "
             f"rpm's setting and the alternative fall on different sides of that line: a description of these seeds, "
             f"not a test. Slot L2 as mean ± population SD over seeds."
-            + _n_note({key: rows for key, rows in sweeps.items()}) + "\n\n"
+            + _n_note(sweeps) + "\n\n"
             + "\n".join(lines) + "\n\n" + summary)
 
 

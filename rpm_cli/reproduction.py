@@ -144,6 +144,32 @@ class Sweep(NamedTuple):
     recipe: str  # tuned or paper; in the recipe part, the recipe a change is made to
     change: str  # a RECIPE_CHANGES or open_choices name, learned/fixed θ (lengthscale), or "" for none
     overrides: str
+    same_as: "SameRuns | None" = None  # another sweep trains this one's config on these seeds
+
+
+class SameRuns(NamedTuple):
+    """Where the runs of a sweep that another part already trains are: that sweep (part, name), and in a sweep
+    over several values the one that is this sweep's (an override key and its value)."""
+    part: str
+    name: str
+    key: str = ""
+    value: str = ""
+
+    def picks(self, row: dict) -> bool:
+        return not self.key or str(row.get(f"override:{self.key}")) == self.value
+
+    def words(self) -> str:
+        return f"`{self.part}/{self.name}`" + (f" at `{self.key}={self.value}`" if self.key else "")
+
+
+# Sweeps whose config and seeds another part's sweep trains (tests/test_ablation_plan.py composes both and
+# checks they are the same config): the script trains them once, the report shows them once and says where.
+SAME_RUNS = {
+    ("recipe", "gaussian-tuned"): SameRuns("lengthscale", "true", "prior.lengthscale", "32"),
+    ("choices", "tuned-default"): SameRuns("lengthscale", "true", "prior.lengthscale", "32"),
+    ("choices", "tuned-theta0"): SameRuns("lengthscale", "true", "prior.lengthscale", "8"),
+    ("choices", "tuned-shift"): SameRuns("recipe", "gaussian-tuned-shift"),
+}
 
 
 def ablation_plan(parts=ABLATION_PARTS, recipes=ABLATION_RECIPES, priors=ABLATION_PRIORS) -> list[Sweep]:
@@ -180,7 +206,13 @@ def ablation_plan(parts=ABLATION_PARTS, recipes=ABLATION_RECIPES, priors=ABLATIO
                          for choice, overrides in open_choices(recipe).items()]
         else:
             raise ValueError(f"unknown part {part!r} (allowed: {' '.join(ABLATION_PARTS)})")
-    return plan
+    return [s._replace(same_as=SAME_RUNS.get((s.part, s.name))) for s in plan]
+
+
+def sweeps_to_train(plan: list[Sweep]) -> list[Sweep]:
+    """The plan less the sweeps whose runs another sweep of this plan trains."""
+    names = {(s.part, s.name) for s in plan}
+    return [s for s in plan if not (s.same_as and (s.same_as.part, s.same_as.name) in names)]
 
 
 def ablations_main(argv) -> None:
@@ -201,7 +233,7 @@ def ablations_main(argv) -> None:
         unknown = [v for v in chosen[key] if v not in allowed]
         if unknown:
             parser.error(f"{key.upper()} must be among: {' '.join(allowed)} (got {unknown[0]})")
-    for s in ablation_plan(**chosen):
+    for s in sweeps_to_train(ablation_plan(**chosen)):
         print(f"{s.part} {s.name} {Path(args.out) / s.part / s.name} {s.overrides}")
 
 

@@ -8,6 +8,8 @@
 #   PARTS="recipe beyond lengthscale choices" (this order by default)  RECIPES="tuned paper" (for choices)
 #   PRIORS="gaussian linear" (for recipe and beyond)  JOBS=2  OUT=outputs/reproduce/ablations
 # Every part runs on ten tuning seeds (rpm_cli/reproduction.py: ABLATION_SEEDS) and its tables read the validation video.
+# A sweep whose config and seeds another planned sweep trains (reproduction.SAME_RUNS) is not trained again:
+# the report reads those runs and says where they come from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-outputs/reproduce/ablations}

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from omegaconf import OmegaConf
+
 from rpm_cli import reproduction
-from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, REPORTING_SEEDS, SPENT_SEEDS, TUNED_SHIFT,
-                                  TUNING_SEEDS,
-                                  ablation_plan, open_choices, prior_names)
+from rpm_cli.reproduction import (ABLATION_PARTS, PRESETS, RECIPE_CHANGES, REPORTING_SEEDS, SAME_RUNS, SPENT_SEEDS,
+                                  TUNED_SHIFT, TUNING_SEEDS, ablation_plan, open_choices, prior_names)
 from rpm_cli.report import ablations as report
+from tests.helpers import compose_cfg
 
 REPO = Path(__file__).resolve().parent.parent
 EVERY_SWEEP = ablation_plan(ABLATION_PARTS, recipes=tuple(PRESETS), priors=prior_names())  # whatever the env picks
@@ -52,6 +54,33 @@ def test_the_report_ignores_a_folder_outside_the_plan(monkeypatch):
     rows = [{"seed": 10, "slot_l2_px": 1.0}]
     monkeypatch.setattr(report, "_sweeps", lambda root, part: {"tuned-default": rows, "tuned-typo": rows})
     assert [s.name for s in report._planned(None, "choices")] == ["tuned-default"]
+
+
+def _one_run(sweep, key="", value="") -> list[str]:
+    """The sweep's overrides for one run: its first seed, key at value, any other list at its first value."""
+    return [f"{k}={value if k == key else v.split(',')[0]}" for k, v in (o.split("=", 1) for o in sweep.overrides.split())]
+
+
+@pytest.mark.parametrize("alias", sorted(SAME_RUNS))
+def test_a_sweep_shown_again_is_the_same_config_as_the_runs_it_borrows(alias):
+    by_folder = {(s.part, s.name): s for s in EVERY_SWEEP}
+    sweep, same = by_folder[alias], SAME_RUNS[alias]
+    assert sweep.same_as == same and same.key in ("", *(o.split("=")[0] for o in by_folder[same.part, same.name]
+                                                        .overrides.split()))
+    composed = [OmegaConf.to_container(compose_cfg(overrides, base=()), resolve=True) for overrides in
+                (_one_run(sweep), _one_run(by_folder[same.part, same.name], same.key, same.value))]
+    assert composed[0] == composed[1]
+    assert composed[0]["seed"] == 10
+
+
+def test_the_script_trains_a_sweep_shown_again_only_where_its_source_is_not_planned(capsys):
+    reproduction.main(["ablations", "out"])
+    default = {line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert {f"out/{part}/{name}" for part, name in SAME_RUNS}.isdisjoint(default)
+    assert {"out/lengthscale/true", "out/recipe/gaussian-tuned-shift", "out/choices/tuned-units"} <= default
+    reproduction.main(["ablations", "out", "--parts", "choices", "--recipes", "tuned"])
+    alone = {line.split()[2] for line in capsys.readouterr().out.splitlines()}
+    assert {"out/choices/tuned-default", "out/choices/tuned-theta0", "out/choices/tuned-shift"} <= alone
 
 
 def test_the_plan_of_one_part_by_hand(capsys):

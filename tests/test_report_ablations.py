@@ -14,47 +14,79 @@ def _rows(*slots, **extra):
     return [_row(10 + i, s, **extra) for i, s in enumerate(slots)]
 
 
-@pytest.mark.parametrize("ours, theirs, verdict", [
-    ((1, 2, 3), (60, 70, 80), "**decides**: the alternative breaks it"),
-    ((60, 70, 80), (1, 2, 3), "**decides**: the alternative makes it work"),
-    ((1, 2, 3), (2, 3, 4), "does not decide (both work)"),
-    ((60, 70, 80), (65, 66, 67), "does not decide here (neither works)"),
-    ((1, 1, 12), (1, 1, 1), "does not decide (both work)"),  # a mean of 4.67 px is under the 5 px line
-])
-def test_choice_verdict_is_about_the_mean_crossing_the_line(ours, theirs, verdict):
-    assert report.choice_verdict(_rows(*ours), _rows(*theirs)) == verdict
+TRACKED, UNTRACKED = [0.5] * 10, [60.0] * 10  # ten seeds that track every ball, ten that track none
+# Exact McNemar on 10 discordant seeds: p = 2 * 0.5**10; Holm multiplies the smallest of m by m.
+P10 = 2 * 0.5**10
 
 
-def test_choices_section_names_the_choices_that_decide(monkeypatch):
+def _table(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+
+def test_choices_section_tests_each_alternative_against_rpms_choice(monkeypatch):
     sweeps = {
-        "tuned-default": _rows(0.5, 0.6, 0.7),
-        "tuned-shift": _rows(64, 65, 63, **{"override:encoder.map_bias_init": "0"}),
-        "tuned-units": _rows(0.4, 0.5, 0.6, **{"override:encoder.latent_units": "pixels"})
-        + _rows(70, 71, 72, **{"override:encoder.latent_units": "signed"}),
-        "paper-default": _rows(70, 71, 72),
-        "paper-shift": _rows(0.8, 0.9, 1.0, **{"override:encoder.map_bias_init": "-8"}),
+        "tuned-default": _rows(*TRACKED),
+        "tuned-shift": _rows(*UNTRACKED, **{"override:encoder.map_bias_init": "0"}),
+        "tuned-units": _rows(*[0.4] * 10, **{"override:encoder.latent_units": "pixels"})
+        + _rows(*UNTRACKED, **{"override:encoder.latent_units": "signed"}),
+        "paper-default": _rows(*UNTRACKED),
+        "paper-shift": _rows(*TRACKED, **{"override:encoder.map_bias_init": "-8"}),
     }
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "choices" else {})
     text = report.choices_section(None)
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    rows = _table(text)
     assert len(rows) == 4  # units splits into its two values
-    assert any("| `encoder.latent_units=pixels` |" in r and r.endswith("does not decide (both work) |") for r in rows)
-    assert any("| `encoder.latent_units=signed` |" in r and "alternative breaks it" in r for r in rows)
-    assert any("| paper |" in r and "makes it work" in r for r in rows)
+    pixels = next(r for r in rows if "| `encoder.latent_units=pixels` |" in r)
+    # Both track every ball on all 10 seeds: no discordant seed; how precisely: 0.4 against 0.5 px on every seed.
+    assert "| no difference detectable at n = 10 (p = 1, Holm 1) |" in pixels
+    assert pixels.endswith(f"| more precise on all 10 seeds both track (Holm p = {2 / 2**10:.2g}) |")
+    signed = next(r for r in rows if "| `encoder.latent_units=signed` |" in r)
+    assert f"tracks every ball less often than rpm's choice (Holm p = {3 * P10:.2g})" in signed  # 3 in the family
+    assert "| 10/10, 100% [72%, 100%] | 0/10, 0% [0%, 28%] |" in signed
+    paper = next(r for r in rows if "| paper |" in r)
+    assert f"tracks every ball more often than rpm's choice (Holm p = {P10:.2g})" in paper
     tuned = next(line for line in text.splitlines() if line.startswith("- Under the tuned recipe"))
-    assert "initial shift (`encoder.map_bias_init=0`)" in tuned
-    assert "latent units f_θ sees (`encoder.latent_units=signed`)" in tuned
+    assert "initial shift (`encoder.map_bias_init=0`: less often, 0/10 against 10/10" in tuned
+    assert "latent units f_θ sees (`encoder.latent_units=signed`: less often" in tuned
     assert "pixels" not in tuned
+    sweeps["tuned-shift"] = _rows(*UNTRACKED[:3], **{"override:encoder.map_bias_init": "0"})
+    text = report.choices_section(None)  # 3 seeds: 3 discordant seeds give p = 0.25, never a difference
+    assert "no difference detectable at n = 3 (p = 0.25" in text and "Cells with 3 seeds are anecdotes" in text
 
 
-def test_recipe_section_calls_a_change_necessary_and_sufficient(monkeypatch):
-    sweeps = {"gaussian-paper": _rows(70, 71, 72), "gaussian-paper+shift": _rows(1, 1, 1),
-              "gaussian-tuned": _rows(0.5, 0.5, 0.5), "gaussian-tuned-shift": _rows(64, 64, 64),
-              "gaussian-paper+adam": _rows(60, 61, 62), "gaussian-tuned-adam": _rows(1, 1, 1)}
+def test_a_sweep_another_part_trains_is_read_there_and_named(monkeypatch):
+    def lengthscale(theta0, slots):
+        return _rows(*slots, **{"override:prior.lengthscale": theta0, "override:prior.learn_lengthscale": True})
+    sweeps = {"lengthscale": {"true": lengthscale(8, UNTRACKED) + lengthscale(32, TRACKED)},
+              "choices": {"tuned-units": _rows(*TRACKED, **{"override:encoder.latent_units": "pixels"})}}
+    monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps.get(part, {}))
+    planned = report._planned(None, "choices")
+    assert {s.name: [r["slot_l2_px"] for r in rs] for s, rs in planned.items()} == {
+        "tuned-default": TRACKED, "tuned-units": TRACKED, "tuned-theta0": UNTRACKED}
+    text = report.choices_section(None)
+    assert ("`choices/tuned-default` are the runs of `lengthscale/true` at `prior.lengthscale=32`; "
+            "`choices/tuned-theta0` are the runs of `lengthscale/true` at `prior.lengthscale=8`.") in text
+    assert len(_table(text)) == 2  # units and θ0; rpm's choice is each row's reference, not a row
+    assert "| `prior.lengthscale=8` | tuned |" in text  # what the borrowed sweep overrides, not what it shares
+    sweeps["choices"]["tuned-default"] = _rows(*UNTRACKED)  # its own folder, when a run made one, comes first
+    planned = report._planned(None, "choices")
+    assert [[r["slot_l2_px"] for r in rs] for s, rs in planned.items() if s.name == "tuned-default"] == [UNTRACKED]
+    assert "`choices/tuned-default` are the runs" not in report.choices_section(None)
+
+
+def test_recipe_section_calls_a_change_necessary_and_sufficient_by_the_test(monkeypatch):
+    sweeps = {"gaussian-paper": _rows(*UNTRACKED), "gaussian-paper+shift": _rows(*TRACKED),
+              "gaussian-tuned": _rows(*TRACKED), "gaussian-tuned-shift": _rows(*UNTRACKED),
+              "gaussian-paper+adam": _rows(*UNTRACKED), "gaussian-tuned-adam": _rows(*[1.0] * 10)}
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "recipe" else {})
     text = report.recipe_section(None)
-    assert f"last BatchNorm shift {report.TUNED_SHIFT:g} is sufficient on its own and necessary" in text
-    assert "Adam at lr 0.02 is not sufficient on its own and not necessary" in text
+    holm2 = f"{2 * P10:.2g}"  # two changes against each recipe
+    assert (f"last BatchNorm shift {report.TUNED_SHIFT:g} is sufficient on its own (10/10 against 0/10, Holm p = "
+            f"{holm2}) and necessary in the tuned recipe (0/10 against 10/10, Holm p = {holm2})") in text
+    assert ("Adam at lr 0.02 is not shown sufficient on its own (0/10 against 0/10, Holm p = 1) and not shown "
+            "necessary in the tuned recipe (10/10 against 10/10, Holm p = 1)") in text
+    adam = next(r for r in _table(text) if "| tuned-adam |" in r)
+    assert adam.endswith(f"| less precise on all 10 seeds both track (Holm p = {2 / 2**10:.2g}) |")
     assert "best of 5 starts" not in text.split("\n\n")[-1]  # not measured: no sentence
 
 
@@ -66,7 +98,7 @@ def test_recipe_section_says_when_its_runs_used_an_earlier_shift(monkeypatch):
               "gaussian-tuned-shift": _rows(64, 64, 64, map_bias_init=0.0)}
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "recipe" else {})
     text = report.recipe_section(None)
-    assert f"last BatchNorm shift {earlier:g} is sufficient on its own and necessary" in text
+    assert f"last BatchNorm shift {earlier:g} is not shown sufficient" in text  # 3 seeds: never shown
     assert f"earlier initial shift ({earlier:g}): `gaussian-paper+shift`, `gaussian-tuned`;" in text
     sweeps.update({k: [dict(r, map_bias_init=report.TUNED_SHIFT) for r in sweeps[k]]
                    for k in ("gaussian-paper+shift", "gaussian-tuned")})
@@ -105,10 +137,11 @@ def test_lengthscale_section_selects_on_validation_and_tests_each_cell_against_t
 
 
 def test_recipe_section_names_the_changes_that_rescue_a_recipe_that_fails(monkeypatch):
-    sweeps = {"linear-tuned": _rows(60, 61, 62), "linear-paper+adam": _rows(1, 1, 1),
-              "linear-paper+restarts": _rows(2, 2, 2), "linear-paper+shift": _rows(70, 70, 70)}
+    sweeps = {"linear-paper": _rows(*UNTRACKED), "linear-tuned": _rows(*UNTRACKED),
+              "linear-paper+adam": _rows(*TRACKED), "linear-paper+restarts": _rows(*TRACKED),
+              "linear-paper+shift": _rows(*UNTRACKED)}
     monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "recipe" else {})
     text = report.recipe_section(None)
-    assert ("- linear: the tuned recipe itself does not work with this prior, so no change is necessary for it; "
-            "some single change from Appendix D works: Adam at lr 0.02, best of 5 starts.") in text
-    assert "| linear | paper+adam |" in text
+    assert f"- linear: Adam at lr 0.02 is sufficient on its own (10/10 against 0/10, Holm p = {3 * P10:.2g})." in text
+    assert "- linear: last BatchNorm shift" in text and "is not shown sufficient on its own (0/10" in text
+    assert "| linear | paper+adam |" in text and "necessary" not in text.split("\n\n")[-1]

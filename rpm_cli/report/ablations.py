@@ -2,16 +2,17 @@
 <root>/ablations/<part>/<sweep>/. Which sweep is which comes from rpm_cli.reproduction's plan, the one
 scripts/ablations.sh runs."""
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from rpm_cli import stats
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_SEEDS, PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS,
+from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS,
                                   TUNED_SHIFT, Sweep, ablation_plan, open_choices, prior_names)
-from rpm_cli.report.records import fmt, mean_of, sweeps_under
-from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX, choice_verdict, works
+from rpm_cli.report.records import mean_of, sweeps_under
+from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX
 
 MIN_SEEDS_PER_CELL = 10  # issue 24: fewer seeds per cell make an anecdote, said beside the table
 DEFAULT_THETA0_PX = 32.0  # the Gaussian's initial θ by default: one ball diameter (configs/data/balls.yaml)
@@ -35,18 +36,29 @@ def _sweeps(root: Path, part: str) -> dict[str, list[dict]]:
 
 
 def _planned(root: Path, part: str) -> dict[Sweep, list[dict]]:
-    """The sweeps of this part found under root that the plan names (any prior, either recipe), in folder order."""
-    plan = {s.name: s for s in ablation_plan([part], recipes=tuple(PRESETS), priors=prior_names())}
-    return {plan[name]: rows for name, rows in _sweeps(root, part).items() if name in plan}
+    """The sweeps of this part found under root that the plan names (any prior, either recipe), in plan order. A
+    sweep without its own folder whose runs another part trains reads them there and keeps `same_as`, which the
+    tables name; every other sweep has `same_as` None."""
+    found = _sweeps(root, part)
+    out = {}
+    for sweep in ablation_plan([part], recipes=tuple(PRESETS), priors=prior_names()):
+        if sweep.name in found:
+            out[sweep._replace(same_as=None)] = found[sweep.name]
+        elif sweep.same_as and (rows := [r for r in _sweeps(root, sweep.same_as.part).get(sweep.same_as.name, [])
+                                         if sweep.same_as.picks(r)]):
+            out[sweep] = rows
+    return out
+
+
+def _shown_again_note(sweeps) -> str:
+    again = [f"`{s.part}/{s.name}` are the runs of {s.same_as.words()}" for s in sweeps if s.same_as]
+    return (f" Rows shown again from another table (the same config and seeds, trained once): {'; '.join(again)}."
+            if again else "")
 
 
 def _starts_at_tuned_shift(sweep: Sweep) -> bool:
     """The tuned recipe, unless the sweep takes the shift out; Appendix D, if the sweep adds it."""
     return (sweep.recipe == "tuned") != (sweep.change == "shift")
-
-
-def _cell(rows, key) -> str:
-    return fmt([r[key] for r in rows]) if rows else "—"
 
 
 def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
@@ -66,37 +78,43 @@ def recipe_section(root: Path) -> str | None:
     if not sweeps:
         return None
     lines = ["| prior | setting | seeds | every ball tracked, k/n [95 % CI] | slot L2 (px), median [95 % CI] "
-             "| slot L2 (px), mean ± SD | joint L2 (px), median |", "|---|---|---|---|---|---|---|"]
+             "| how often, against its recipe | how precisely when both track, against its recipe |",
+             "|---|---|---|---|---|---|---|"]
     sentences = []
     for prior in ABLATION_PRIORS:
         found = {s: rs for s, rs in sweeps.items() if s.prior == prior}
-        rows = {(s.recipe, s.change): rs for s, rs in found.items()}
-        shifted = rows.get(("paper", "shift")) or [{"map_bias_init": TUNED_SHIFT}]  # the shift those runs used
-        words = {**CHANGE_WORDS, "shift": CHANGE_WORDS["shift"].format(shift=float(shifted[0]["map_bias_init"]))}
-        for s, rs in found.items():
-            lines.append(f"| {prior} | {s.setting} | {_seed_list(r['seed'] for r in rs)} | {rate_cell(rs)} "
-                         f"| {median_cell(rs, 'slot_l2_px')} | {_cell(rs, 'slot_l2_px')} "
-                         f"| {np.median([r['readout_l2_px'] for r in rs]):.2f} |")
-
-        def setting_works(recipe, change=""):
-            return works(rows[recipe, change]) if rows.get((recipe, change)) else None
-        if setting_works("tuned") is False:
-            enough = [words[c] for c in RECIPE_CHANGES if setting_works("paper", c)]
-            sentences.append(f"- {prior}: the tuned recipe itself does not work with this prior, so no change is "
-                             f"necessary for it; " + ("some single change from Appendix D works: " + ", ".join(enough)
-                                                      if enough else "no single change from Appendix D works either")
-                             + ".")
-            continue
-        for change in RECIPE_CHANGES:
-            alone, without = setting_works("paper", change), setting_works("tuned", change)
-            if alone is None or without is None:
+        shifted = [rs for s, rs in found.items() if (s.recipe, s.change) == ("paper", "shift")]
+        shift = float(shifted[0][0]["map_bias_init"]) if shifted else TUNED_SHIFT  # the shift those runs used
+        words = {**CHANGE_WORDS, "shift": CHANGE_WORDS["shift"].format(shift=shift)}
+        tests = {}  # recipe -> {change: Paired against that recipe}
+        for recipe, reference in (("paper", "Appendix D"), ("tuned", "the tuned recipe")):
+            cells = {s.change: rs for s, rs in found.items() if s.recipe == recipe}
+            if "" not in cells:
                 continue
-            sentences.append(f"- {prior}: {words[change]} is {'sufficient' if alone else 'not sufficient'} on its own "
-                             f"and {'not necessary' if without else 'necessary'} in the tuned recipe.")
+            tests[recipe] = how_often(cells, "")
+            often, precise = paired_against(cells, "", reference), precision_against(cells, "")
+            for s, rs in found.items():
+                if s.recipe == recipe:
+                    lines.append(f"| {prior} | {s.setting} | {_seed_list(r['seed'] for r in rs)} | {rate_cell(rs)} "
+                                 f"| {median_cell(rs, 'slot_l2_px')} | {often[s.change]} | {precise[s.change]} |")
+        for change in RECIPE_CHANGES:
+            alone, without = tests.get("paper", {}).get(change), tests.get("tuned", {}).get(change)
+            parts = []
+            if alone:
+                parts.append(("sufficient on its own" if alone.differs and alone.more else
+                              "not shown sufficient on its own") + f" ({alone.counts()})")
+            if without:
+                parts.append(("necessary in the tuned recipe" if without.differs and not without.more else
+                              "not shown necessary in the tuned recipe") + f" ({without.counts()})")
+            if parts:
+                sentences.append(f"- {prior}: {words[change]} is {' and '.join(parts)}.")
     return ("## Ablations of the recipe (validation video, tuning seeds)\n\nOne change at a time, from Appendix D "
-            "(`paper+change`) and from the tuned recipe (`tuned-change`). A setting *works* when its mean validation "
-            f"slot L2 is below {SLOT_TARGET_PX:g} px: a description of these seeds, not a test. SD is the population "
-            "SD over seeds." + _n_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n"
+            "(`paper+change`) and from the tuned recipe (`tuned-change`), each against its recipe on the seeds both "
+            "ran. How often: exact McNemar on every ball tracked; how precisely: Wilcoxon signed-rank on the slot L2 "
+            "of the seeds where both track every ball; each Holm-corrected over one prior's changes to one recipe. "
+            "A change is *sufficient* when it makes Appendix D track every ball more often and *necessary* when "
+            "taking it out makes the tuned recipe track every ball less often, each by that test."
+            + _n_note(sweeps) + _shown_again_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n"
             + "\n".join(sentences)
             + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)}))
 
@@ -152,24 +170,48 @@ def median_cell(rows, key: str) -> str:
     return f"{median:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def paired_against(cells: dict, reference, words: str) -> dict:
-    """Each cell against the reference cell on the seeds both ran: exact McNemar on every ball tracked (the
-    validation video), Holm-corrected over the table; the words say what the test says."""
+class Paired(NamedTuple):
+    """One cell against the reference on the seeds both ran, by exact McNemar on every ball tracked."""
+    n: int  # seeds both ran
+    own: int  # of those, the seeds where the cell tracks every ball
+    ref: int  # and where the reference does
+    p: float
+    p_holm: float  # Holm-adjusted over the family
+
+    @property
+    def more(self) -> bool:
+        return self.own > self.ref
+
+    @property
+    def differs(self) -> bool:
+        return self.p_holm <= PROTOCOL.alpha
+
+    def counts(self) -> str:
+        return f"{self.own}/{self.n} against {self.ref}/{self.n}, Holm p = {self.p_holm:.2g}"
+
+
+def how_often(cells: dict, reference) -> dict:
+    """Each cell but the reference against it: a Paired per cell, Holm-corrected over the cells."""
     ref = {r["seed"]: every_ball(r) for r in cells[reference]}
     keys = [key for key in cells if key != reference]
-    raw, counts = [], []
+    found = []
     for key in keys:
         own = {r["seed"]: every_ball(r) for r in cells[key]}
         shared = own.keys() & ref.keys()
         only_own, only_ref = sum(own[s] and not ref[s] for s in shared), sum(ref[s] and not own[s] for s in shared)
-        raw.append(stats.mcnemar_exact(only_own, only_ref))
-        counts.append((len(shared), only_own > only_ref))
+        found.append((len(shared), sum(own[s] for s in shared), sum(ref[s] for s in shared),
+                      stats.mcnemar_exact(only_own, only_ref)))
+    return {key: Paired(*counts, p_adj) for key, counts, p_adj in zip(keys, found, stats.holm([f[-1] for f in found]))}
+
+
+def paired_against(cells: dict, reference, words: str) -> dict:
+    """how_often in words: what the test says, against the reference named by words."""
     out = {reference: "the reference"}
-    for key, p_raw, p_adj, (n, more) in zip(keys, raw, stats.holm(raw), counts):
-        if p_adj > PROTOCOL.alpha:
-            out[key] = f"no difference detectable at n = {n} (p = {p_raw:.2g}, Holm {p_adj:.2g})"
+    for key, t in how_often(cells, reference).items():
+        if not t.differs:
+            out[key] = f"no difference detectable at n = {t.n} (p = {t.p:.2g}, Holm {t.p_holm:.2g})"
         else:
-            out[key] = f"tracks every ball {'more' if more else 'less'} often than {words} (Holm p = {p_adj:.2g})"
+            out[key] = f"tracks every ball {'more' if t.more else 'less'} often than {words} (Holm p = {t.p_holm:.2g})"
     return out
 
 
@@ -254,44 +296,51 @@ def _seed_list(seeds) -> str:
 
 
 def choices_section(root: Path) -> str | None:
-    sweeps = {(s.recipe, s.change): rows for s, rows in _planned(root, "choices").items()}
+    sweeps = _planned(root, "choices")
     if not sweeps:
         return None
-    lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | seeds | val slot L2, rpm's (px) "
-             "| val slot L2, alternative (px) | every ball tracked, alternative, k/n [95 % CI] | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    deciding = {"paper": [], "tuned": []}
-    for recipe in ("paper", "tuned"):
-        default = sweeps.get((recipe, ""), [])
-        for key in open_choices(recipe):
-            what, ours, alternative = CHOICE_WORDS[key]
-            rows = sweeps.get((recipe, key))
-            if not rows or not default:
+    lines = ["| choice the paper leaves open | rpm's choice | alternative | recipe | seeds "
+             "| every ball tracked, rpm's choice, k/n [95 % CI] | every ball tracked, alternative, k/n [95 % CI] "
+             "| slot L2 (px), alternative, median [95 % CI] | how often, against rpm's choice "
+             "| how precisely when both track, against rpm's choice |", "|---|---|---|---|---|---|---|---|---|---|"]
+    deciding = {}
+    for recipe in ABLATION_RECIPES:
+        found = {s.change: rs for s, rs in sweeps.items() if s.recipe == recipe}
+        if "" not in found:
+            continue
+        ours = ("", "")  # rpm's choice: the reference cell
+        cells, words = {ours: found[""]}, {}
+        for sweep, rows in sweeps.items():
+            if sweep.recipe != recipe or not sweep.change:
                 continue
-            by_value = {}
+            # The alternative is what the sweep overrides besides the recipe, the prior and the runtime keys (and
+            # of a row shown again from a wider sweep, only what this sweep itself overrides).
+            keys = {o.split("=", 1)[0] for o in sweep.overrides.split()} - {*RUNTIME_KEYS, "trainer", "prior"}
             for r in rows:
-                # The alternative is what the sweep overrides besides the recipe, the prior and the runtime keys.
                 value = " ".join(f"`{k.split(':', 1)[1]}={v}`" for k, v in r.items() if k.startswith("override:")
-                                 and k.split(":", 1)[1] not in (*RUNTIME_KEYS, "trainer", "prior"))
-                by_value.setdefault(value, []).append(r)
-            for value, rs in by_value.items():
-                verdict = choice_verdict(default, rs)
-                if verdict.startswith("**decides"):
-                    deciding[recipe].append(f"{what} ({value or alternative})")
-                lines.append(f"| {what} | {ours} | {value or alternative} | {recipe} "
-                             f"| {_seed_list(r['seed'] for r in rs)} | {_cell(default, 'slot_l2_px')} "
-                             f"| {_cell(rs, 'slot_l2_px')} | {rate_cell(rs)} | {verdict} |")
+                                 and k.split(":", 1)[1] in keys)
+                cells.setdefault((sweep.change, value), []).append(r)
+                words[sweep.change, value] = value or CHOICE_WORDS[sweep.change][2]
+        tests = how_often(cells, ours)
+        often, precise = paired_against(cells, ours, "rpm's choice"), precision_against(cells, ours)
+        deciding[recipe] = [f"{CHOICE_WORDS[key][0]} ({words[key, value]}: {'more' if t.more else 'less'} often, "
+                            f"{t.counts()})" for (key, value), t in tests.items() if t.differs]
+        for (key, value), rs in cells.items():
+            if key:
+                what, rpms, _ = CHOICE_WORDS[key]
+                lines.append(f"| {what} | {rpms} | {words[key, value]} | {recipe} | {_seed_list(r['seed'] for r in rs)} "
+                             f"| {rate_cell(cells[ours])} | {rate_cell(rs)} | {median_cell(rs, 'slot_l2_px')} "
+                             f"| {often[key, value]} | {precise[key, value]} |")
     summary = "\n".join(f"- Under the {'tuned recipe' if recipe == 'tuned' else 'Appendix D recipe'}, "
-                        + (f"the choices that decide whether the result appears: {'; '.join(found)}."
-                           if found else "no single choice here decides whether the result appears.")
+                        + (f"the choices that change how often every ball is tracked: {'; '.join(found)}."
+                           if found else "no choice here changes detectably how often every ball is tracked.")
                         for recipe, found in deciding.items())
     return ("## What the paper leaves open, measured (validation video, tuning seeds, Gaussian f_θ)\n\n"
-            f"Each alternative changes one choice from rpm's and leaves the rest of the recipe as it is. A setting "
-            f"*works* when its mean validation slot L2 is below {SLOT_TARGET_PX:g} px; a choice *decides* when "
-            f"rpm's setting and the alternative fall on different sides of that line: a description of these seeds, "
-            f"not a test. Slot L2 as mean ± population SD over seeds."
-            + _n_note(sweeps) + "\n\n"
-            + "\n".join(lines) + "\n\n" + summary)
+            "Each alternative changes one choice from rpm's and leaves the rest of the recipe as it is; it is "
+            "compared with rpm's choice on the seeds both ran. How often: exact McNemar on every ball tracked; how "
+            "precisely: Wilcoxon signed-rank on the slot L2 of the seeds where both track every ball; each "
+            "Holm-corrected over one recipe's alternatives."
+            + _n_note(sweeps) + _shown_again_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n" + summary)
 
 
 def ablation_sections(root: Path) -> list[str]:

@@ -12,11 +12,6 @@ JOINT_FACTOR = 2.0           # Gaussian joint readout no worse than 2x the super
 FAIL_FRACTION = 0.5          # "fails": slot L2 at least half the random-init encoder's (no per-ball slots learned)
 
 
-def works(rows) -> bool:
-    """A setting works when its mean validation slot L2 is below the target."""
-    return mean_of(rows, "slot_l2_px") < SLOT_TARGET_PX
-
-
 def selected(groups: dict):
     """What a search over these settings selects: the lowest mean validation slot L2 (the test video is not read)."""
     return min(groups, key=lambda key: mean_of(groups[key], "slot_l2_px"))
@@ -86,13 +81,3 @@ def prior_verdicts(found: dict, preset: str) -> list[str]:
         out.append(f"- **{method}**: {word} (every ball tracked on {k} of {len(runs)} seeds against {k_g} of "
                    f"{len(gaussian)}; exact McNemar p = {p_raw:.3g}, Holm p = {p_holm:.3g}).")
     return out
-
-
-def choice_verdict(default_rows, alternative_rows) -> str:
-    """Whether swapping one choice moves the mean validation slot L2 across the line between working and not."""
-    ours, theirs = works(default_rows), works(alternative_rows)
-    if ours and not theirs:
-        return "**decides**: the alternative breaks it"
-    if theirs and not ours:
-        return "**decides**: the alternative makes it work"
-    return "does not decide (both work)" if ours else "does not decide here (neither works)"

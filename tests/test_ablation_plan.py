@@ -58,7 +58,8 @@ def test_the_report_ignores_a_folder_outside_the_plan(monkeypatch):
 
 def _one_run(sweep, key="", value="") -> list[str]:
     """The sweep's overrides for one run: its first seed, key at value, any other list at its first value."""
-    return [f"{k}={value if k == key else v.split(',')[0]}" for k, v in (o.split("=", 1) for o in sweep.overrides.split())]
+    pairs = (o.split("=", 1) for o in sweep.overrides.split())
+    return [f"{k}={value if k == key else v.split(',')[0]}" for k, v in pairs]
 
 
 @pytest.mark.parametrize("alias", sorted(SAME_RUNS))

@@ -1,6 +1,5 @@
 """The report's ablation tables (`make ablations`) read sweep rows; here the rows are made by hand so that each
 verdict can be checked against a known answer without training."""
-import pytest
 
 from rpm_cli.report import ablations as report
 

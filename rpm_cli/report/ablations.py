@@ -9,8 +9,8 @@ import numpy as np
 from rpm_cli import stats
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS,
-                                  TUNED_SHIFT, Sweep, ablation_plan, open_choices, prior_names)
+from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, PRESETS, PROTOCOL,
+                                  RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, Sweep, ablation_plan, prior_names)
 from rpm_cli.report.records import mean_of, sweeps_under
 from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX
 
@@ -328,7 +328,8 @@ def choices_section(root: Path) -> str | None:
         for (key, value), rs in cells.items():
             if key:
                 what, rpms, _ = CHOICE_WORDS[key]
-                lines.append(f"| {what} | {rpms} | {words[key, value]} | {recipe} | {_seed_list(r['seed'] for r in rs)} "
+                lines.append(f"| {what} | {rpms} | {words[key, value]} | {recipe} "
+                             f"| {_seed_list(r['seed'] for r in rs)} "
                              f"| {rate_cell(cells[ours])} | {rate_cell(rs)} | {median_cell(rs, 'slot_l2_px')} "
                              f"| {often[key, value]} | {precise[key, value]} |")
     summary = "\n".join(f"- Under the {'tuned recipe' if recipe == 'tuned' else 'Appendix D recipe'}, "

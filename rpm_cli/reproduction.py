@@ -31,6 +31,9 @@ REPORTING_SEEDS = _seed_range(PROTOCOL.seeds.reporting)  # only reported, never 
 TUNING_SEEDS = (0, *_seed_range(PROTOCOL.seeds.tuning))
 SPENT_SEEDS = tuple(PROTOCOL.seeds.spent)  # earlier reports' reporting seeds: they saw two recipes
 SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # `make bench` only
+# Fewer seeds per arm or cell than this are an anecdote, said beside each table: no test at that n separates
+# arms that differ by less than everything. `make reproduce` with fewer is a quick look (scripts/reproduce.sh).
+MIN_SEEDS_FOR_A_CLAIM = 10
 # The tuned recipe's initial shift of the last BatchNorm, read from its config: the ablations vary it, the report names it.
 TUNED_SHIFT = float(OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").encoder.map_bias_init)
 
@@ -102,12 +105,19 @@ def plan(root, presets, methods, seeds) -> list[str]:
             for preset in presets for method in methods for seed in preset_seeds(preset, seeds)]
 
 
-def method_sweeps(root, presets, methods, seeds) -> list[str]:
-    """One line per preset and method: preset, method, the seeds (comma-separated), the dir holding their
-    run dirs, and the overrides; scripts/reproduce.sh trains each line as one `rpm train -m` sweep."""
-    return [f"{preset} {method} {','.join(map(str, preset_seeds(preset, seeds)))} "
-            f"{run_dir(root, preset, method, 0).parent} {PRESETS[preset]} {method_override(method)}"
-            for preset in presets for method in methods]
+def method_sweeps(root, presets, methods, seeds, chunk: int | None = None) -> list[str]:
+    """One line per preset and method (per `chunk` of its seeds, if given): preset, method, the seeds
+    (comma-separated), the dir holding their run dirs, and the overrides; scripts/reproduce.sh trains each line
+    as one `rpm train -m` sweep. Sweeps of one seed spread a few runs evenly over the jobs."""
+    lines = []
+    for preset in presets:
+        for method in methods:
+            own = preset_seeds(preset, seeds)
+            size = chunk or len(own)
+            lines += [f"{preset} {method} {','.join(map(str, own[i:i + size]))} "
+                      f"{run_dir(root, preset, method, 0).parent} {PRESETS[preset]} {method_override(method)}"
+                      for i in range(0, len(own), size)]
+    return lines
 
 
 # `make ablations`: every part on tuning seeds, read on the validation video (issue 24: 10 seeds per cell). The
@@ -247,15 +257,17 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", default=None, help="default: every method")
     parser.add_argument("--seeds", default=" ".join(map(str, REPORTING_SEEDS)))
     parser.add_argument("--by-method", action="store_true", help="one line per preset and method (a sweep)")
+    parser.add_argument("--chunk", type=int, default=None, help="with --by-method: at most this many seeds a line")
     args = parser.parse_args(argv)
     presets = args.presets.split()
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         parser.error(f"PRESETS must be among: {', '.join(PRESETS)} (got {unknown[0]})")
     methods = args.methods.split() if args.methods else list(all_methods())
-    lines = method_sweeps if args.by_method else plan
-    for line in lines(args.root, presets, methods, [int(s) for s in args.seeds.split()]):
-        print(line)
+    seeds = [int(s) for s in args.seeds.split()]
+    lines = (method_sweeps(args.root, presets, methods, seeds, args.chunk) if args.by_method
+             else plan(args.root, presets, methods, seeds))
+    print(*lines, sep="\n")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@
 # test videos, draw Fig. 1 and the priors' P(z'|z), run the second world's grid (scripts/clica_grid.sh), run
 # `rpm theory`, and write $OUT/REPORT.md. The layout and
 # the seeds come from rpm_cli/reproduction.py. Re-running skips finished runs and resumes killed ones.
-#   SEEDS=25 (the first N reporting seeds; SEEDS=3 is a quick look, or a list "300 301")  PRESETS="tuned" (or
-#   "tuned paper")  PRIORS="all" (or e.g. "gaussian laplace")  JOBS=2  EXTRA="..."
+#   SEEDS=25 (the first N reporting seeds, or a list "300 301")  PRESETS="tuned" (or "tuned paper")
+#   PRIORS="all" (or e.g. "gaussian laplace", or "none": Fig. 1's three only)  CLICA=1  JOBS=2  EXTRA="..."
+# Fewer seeds than a claim needs (reproduction.MIN_SEEDS_FOR_A_CLAIM, 10) make a quick look (`SEEDS=3`): Fig. 1's
+# three methods (PRIORS=none) without the second world's grid (CLICA=0) unless PRIORS or CLICA say otherwise,
+# one sweep per run so that the few runs spread evenly over the jobs; its report says 3 seeds support no comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-outputs/reproduce}
@@ -15,7 +18,13 @@ if [[ $SEEDS =~ ^[0-9]+$ ]] && [ "$SEEDS" -le 25 ]; then  # a count: the first N
   SEEDS=$(python -c "from rpm_cli.reproduction import REPORTING_SEEDS as s; print(*s[:$SEEDS])")
 fi
 PRESETS=${PRESETS:-tuned}  # add paper for Appendix D (Fig. 1's three, 30 epochs each, on the first 10 seeds)
+quick=$(python -c "from rpm_cli.reproduction import MIN_SEEDS_FOR_A_CLAIM as m; print(int($(wc -w <<<"$SEEDS") < m))")
+if [ "$quick" = 1 ]; then
+  PRIORS=${PRIORS:-none} CLICA=${CLICA:-0} chunk="--chunk 1"
+  echo "a quick look: $(wc -w <<<"$SEEDS") seeds, PRIORS=$PRIORS CLICA=$CLICA (SEEDS=25 for the registered study)"
+fi
 PRIORS=${PRIORS:-all}
+CLICA=${CLICA:-1}
 JOBS=${JOBS:-2}
 export EXTRA=${EXTRA:-}
 export THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
@@ -44,12 +53,14 @@ plan() {  # preset methods: one line per run
   python -m rpm_cli.reproduction "$OUT" --presets "$1" --methods "$2" --seeds "$SEEDS"
 }
 train_plan() {  # preset methods: one sweep per method, JOBS at a time; exits non-zero if any failed
-  python -m rpm_cli.reproduction "$OUT" --presets "$1" --methods "$2" --seeds "$SEEDS" --by-method |
+  # shellcheck disable=SC2086
+  python -m rpm_cli.reproduction "$OUT" --presets "$1" --methods "$2" --seeds "$SEEDS" --by-method ${chunk:-} |
     xargs -P "$JOBS" -L 1 bash -c 'run_group "$@"' _
 }
 fig1_methods=$(python -c "from rpm_cli.reproduction import FIG1_METHODS as m; print(*m)")
 all_methods=$(python -c "from rpm_cli.reproduction import all_methods as m; print(*m())")
-[ "$PRIORS" = all ] && tuned_methods=$all_methods || tuned_methods="$fig1_methods $PRIORS"
+case $PRIORS in all) tuned_methods=$all_methods ;; none) tuned_methods=$fig1_methods ;;
+  *) tuned_methods="$fig1_methods $PRIORS" ;; esac
 tuned_extra=$(for m in $tuned_methods; do echo "$fig1_methods" | grep -qw "$m" || echo "$m"; done | sort -u | xargs)
 
 reused=0  # runs finished by an earlier `make reproduce`: the wall time below does not include them
@@ -57,6 +68,9 @@ for d in $(for p in $PRESETS; do plan "$p" "$all_methods"; done | awk '{print $4
   if [ -f "$d/evaluation.json" ]; then reused=$((reused + 1)); fi
 done
 
+# `rpm theory` needs no run: it starts now at the lowest priority and takes the CPU the training leaves idle.
+nice -n 19 rpm theory hydra.run.dir="$OUT/theory" >"$OUT/logs/theory.log" 2>&1 &
+theory=$!
 # Fig. 1 shows the tuned preset: its three methods go first, and the figure is drawn as soon as they are done.
 figure_preset=$(echo " $PRESETS " | grep -q " tuned " && echo tuned || echo "${PRESETS%% *}")
 train_plan "$figure_preset" "$fig1_methods"
@@ -74,7 +88,7 @@ for method in gaussian linear; do  # the pictures of one run each, for the READM
   [ -f "$run/checkpoint.pt" ] && [ ! -f "$run/maps.png" ] && rpm evaluate run_dir="$run" >/dev/null  # sweeps draw none
   [ -f "$run/maps.png" ] && mkdir -p "$OUT/figures/run-$method" && cp "$run"/{curves.png,maps.png,tracking.gif} "$OUT/figures/run-$method/"
 done
-OUT="$OUT" SEEDS="$SEEDS" JOBS="$JOBS" bash scripts/clica_grid.sh  # the second world's registered grid
-rpm theory hydra.run.dir="$OUT/theory" >"$OUT/logs/theory.log" 2>&1 || { echo "FAILED rpm theory: see $OUT/logs/theory.log" >&2; exit 1; }
+[ "$CLICA" = 1 ] && OUT="$OUT" SEEDS="$SEEDS" JOBS="$JOBS" bash scripts/clica_grid.sh  # the second world's grid
+wait "$theory" || { echo "FAILED rpm theory: see $OUT/logs/theory.log" >&2; exit 1; }
 rpm report "$OUT" --wall-seconds $(( $(date +%s) - start )) --figure-seconds "$figure_seconds" --jobs "$JOBS" --reused "$reused"
 echo "report: $OUT/REPORT.md"

@@ -9,12 +9,12 @@ import numpy as np
 from rpm_cli import stats
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, PRESETS, PROTOCOL,
-                                  RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, Sweep, ablation_plan, prior_names)
+from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, MIN_SEEDS_FOR_A_CLAIM,
+                                  PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, Sweep, ablation_plan,
+                                  prior_names)
 from rpm_cli.report.records import mean_of, sweeps_under
 from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX
 
-MIN_SEEDS_PER_CELL = 10  # issue 24: fewer seeds per cell make an anecdote, said beside the table
 DEFAULT_THETA0_PX = 32.0  # the Gaussian's initial θ by default: one ball diameter (configs/data/balls.yaml)
 
 # The report's words for the plan's recipe changes and open choices, by their names there.
@@ -241,7 +241,7 @@ def precision_against(cells: dict, reference) -> dict:
 
 def _n_note(cells: dict) -> str:
     counts = {len({r["seed"] for r in rs}) for rs in cells.values()}  # seeds, not runs: a sweep may hold two values
-    small = sorted(n for n in counts if n < MIN_SEEDS_PER_CELL)
+    small = sorted(n for n in counts if n < MIN_SEEDS_FOR_A_CLAIM)
     return (f" Cells with {', '.join(map(str, small))} seeds are anecdotes: no test at that n separates them."
             if small else "")
 

@@ -81,7 +81,9 @@ echo "Fig. 1 ($figure_preset preset): $OUT/figures/fig1.png after $(( figure_sec
 for preset in $PRESETS; do
   [ "$preset" = "$figure_preset" ] || train_plan "$preset" "$fig1_methods"
 done
-rpm figures reproduce_dir="$OUT" preset="$figure_preset" hydra.run.dir="$OUT/figures" >/dev/null  # + priors.png
+if [ -n "$tuned_extra" ] && [ "$figure_preset" = tuned ]; then  # again with the other priors: + priors.png
+  rpm figures reproduce_dir="$OUT" preset="$figure_preset" hydra.run.dir="$OUT/figures" >/dev/null
+fi
 first_seed=${SEEDS%% *}
 for method in gaussian linear; do  # the pictures of one run each, for the README
   run="$OUT/$figure_preset/$method/seed-$first_seed"

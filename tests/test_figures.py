@@ -73,6 +73,9 @@ def test_figures_default_to_the_reproduce_layout(tiny_runs, tmp_path):
     proc = run_rpm(["figures", f"reproduce_dir={root}", "base_frame=5", f"hydra.run.dir={tmp_path / 'figs'}"],
                    tmp_path, check=True)
     assert (tmp_path / "figs" / "fig1.png").stat().st_size > 10_000 and "fig1e.pdf" in proc.stdout
+    # Pictures for the runs panels B, D and E show (each method's first seed), none for the other seeds.
+    drawn = {(d.parent.name, d.name) for d in root.glob("tuned/*/seed-*") if (d / "maps.png").exists()}
+    assert drawn == {("gaussian", "seed-0"), ("linear", "seed-0")}
 
 
 def test_report_on_tiny_runs(tiny_runs, tmp_path):

@@ -94,6 +94,9 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
     verdicts = re.findall(r"^- \*\*tuned: (Gaussian|the linear)[^*]*: (reproduced|not reproduced|reproduced in \d+ of \d+ "
                           r"seeds only[^*]*)\.\*\*", text, flags=re.M)
     assert [v[0] for v in verdicts] == ["Gaussian", "the linear"], text
+    lines = [line for line in text.splitlines() if line.startswith("- **tuned: ")]
+    assert len(lines) == 2 and all("**2 seeds per arm: an anecdote; no test at this n can support a comparison"
+                                   in line for line in lines)
     assert "1.5 min for the whole" in text
     assert "rpm train trainer=tuned prior=linear seed=<seed>" in text and "```yaml" in text
     # Facts come from the runs' configs, not from the paper's defaults.

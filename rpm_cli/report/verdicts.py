@@ -1,7 +1,7 @@
 """The report's thresholds and the rules that turn rows into verdict words, as small functions of rows."""
 
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import FIG1_METHODS, PROTOCOL
+from rpm_cli.reproduction import FIG1_METHODS, MIN_SEEDS_FOR_A_CLAIM, PROTOCOL
 from rpm_cli.report.confidence import success_p, tracked
 from rpm_cli.report.records import mean_of, stat, test_scores
 from rpm_cli.stats import holm
@@ -43,12 +43,15 @@ def verdicts(found: dict) -> list[str]:
         else:
             gaussian_verdict = "not reproduced"
         tracked = ", ".join(str(r["test"]["balls_tracked"]) for r in methods["gaussian"])
+        fewest = min(len(methods[m]) for m in FIG1_METHODS)
+        anecdote = (f" **{fewest} seeds per arm: an anecdote; no test at this n can support a comparison "
+                    f"(the registered study has {PROTOCOL.n_seeds}).**" if fewest < MIN_SEEDS_FOR_A_CLAIM else "")
         out.append(
             f"- **{preset}: Gaussian f_θ recovers the ball positions almost as well as supervision: "
             f"{gaussian_verdict}.** Balls tracked to < {TRACKED_PX:g} px, per seed (of its {n_balls} balls): {tracked}. "
             f"Gaussian slot L2 {g_slot:.2f} px (target < {SLOT_TARGET_PX:g}; random-init encoder {r_slot:.2f}, "
             f"supervised {s_slot:.2f}); joint readout {g_joint:.2f} px vs supervised {s_joint:.2f} px "
-            f"(target ≤ {JOINT_FACTOR:g}×).")
+            f"(target ≤ {JOINT_FACTOR:g}×)." + anecdote)
         linear_fails = l_slot >= FAIL_FRACTION * r_slot
         out.append(
             f"- **{preset}: the linear f_θ fails: {'reproduced' if linear_fails else 'not reproduced'}.** "
@@ -56,7 +59,7 @@ def verdicts(found: dict) -> list[str]:
             f"{FAIL_FRACTION:g}× it) and the Gaussian's {g_slot:.2f} px ({l_slot / g_slot:.1f}× the Gaussian's); "
             f"its joint readout is {l_joint:.2f} px"
             + (" — on the paper's joint metric alone the linear critic does not look like a failure."
-               if l_joint <= JOINT_FACTOR * s_joint else "."))
+               if l_joint <= JOINT_FACTOR * s_joint else ".") + anecdote)
     return out
 
 

@@ -179,6 +179,8 @@ SAME_RUNS = {
     ("choices", "tuned-default"): SameRuns("lengthscale", "true", "prior.lengthscale", "32"),
     ("choices", "tuned-theta0"): SameRuns("lengthscale", "true", "prior.lengthscale", "8"),
     ("choices", "tuned-shift"): SameRuns("recipe", "gaussian-tuned-shift"),
+    ("choices", "paper-default"): SameRuns("recipe", "gaussian-paper"),
+    ("choices", "paper-shift"): SameRuns("recipe", "gaussian-paper+shift"),
 }
 
 

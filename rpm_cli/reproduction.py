@@ -35,7 +35,9 @@ SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # `make bench` only
 # arms that differ by less than everything. `make reproduce` with fewer is a quick look (scripts/reproduce.sh).
 MIN_SEEDS_FOR_A_CLAIM = 10
 # The tuned recipe's initial shift of the last BatchNorm, read from its config: the ablations vary it, the report names it.
-TUNED_SHIFT = float(OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").encoder.map_bias_init)
+TUNED = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml")
+TUNED_SHIFT = float(TUNED.encoder.map_bias_init)
+TUNED_EPOCHS = int(TUNED.trainer.epochs)  # 6 before the recipe study of issue 25: the report marks such runs
 
 
 # The second world (data=clica): every conditional against the priors with a predicted outcome, on the reporting

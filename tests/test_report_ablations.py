@@ -6,7 +6,7 @@ from rpm_cli.report import ablations as report
 
 def _row(seed, slot, **extra):
     return {"seed": seed, "slot_l2_px": slot, "readout_l2_px": slot / 10, "balls_tracked": 3 if slot < 5 else 2,
-            "n_balls": 3, "map_bias_init": report.TUNED_SHIFT, **extra}
+            "n_balls": 3, "map_bias_init": report.TUNED_SHIFT, "epochs": report.TUNED_EPOCHS, **extra}
 
 
 def _rows(*slots, **extra):
@@ -87,6 +87,11 @@ def test_recipe_section_calls_a_change_necessary_and_sufficient_by_the_test(monk
     adam = next(r for r in _table(text) if "| tuned-adam |" in r)
     assert adam.endswith(f"| less precise on all 10 seeds both track (Holm p = {2 / 2**10:.2g}) |")
     assert "best of 5 starts" not in text.split("\n\n")[-1]  # not measured: no sentence
+    assert "earlier `trainer=tuned`" not in text
+    sweeps["gaussian-tuned-adam"] = _rows(*[1.0] * 10, epochs=6)  # trained before the recipe study
+    assert ("**Trained under an earlier `trainer=tuned` (6 epochs; today's trains "
+            f"{report.TUNED_EPOCHS},") in report.recipe_section(None)
+    assert "`gaussian-tuned-adam`. Set beside rows" in report.recipe_section(None)
 
 
 def test_recipe_section_says_when_its_runs_used_an_earlier_shift(monkeypatch):

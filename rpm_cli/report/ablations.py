@@ -10,8 +10,8 @@ from rpm_cli import stats
 from rpm_cli.layout import RUNTIME_KEYS
 from rpm_cli.readout import TRACKED_PX
 from rpm_cli.reproduction import (ABLATION_PRIORS, ABLATION_RECIPES, ABLATION_SEEDS, MIN_SEEDS_FOR_A_CLAIM,
-                                  PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS, TUNED_SHIFT, Sweep, ablation_plan,
-                                  prior_names)
+                                  PRESETS, PROTOCOL, RECIPE_CHANGES, SPENT_SEEDS, TUNED_EPOCHS, TUNED_SHIFT, Sweep,
+                                  ablation_plan, prior_names)
 from rpm_cli.report.records import mean_of, sweeps_under
 from rpm_cli.report.verdicts import FAIL_FRACTION, SLOT_TARGET_PX
 
@@ -73,6 +73,21 @@ def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
             f"To remeasure, delete those sweeps and run `make ablations`.")
 
 
+def _earlier_epochs_note(sweeps: dict[Sweep, list[dict]]) -> str:
+    """Tuned-recipe sweeps trained before the recipe study (issue 25) set today's trainer=tuned say so: their
+    epochs (read from their rows) are not today's, and they are no fair match for the rows of today's recipe."""
+    earlier = {s.name: sorted({int(r["epochs"]) for r in rows} - {TUNED_EPOCHS}) for s, rows in sweeps.items()
+               if s.recipe == "tuned"}
+    earlier = {name: epochs for name, epochs in earlier.items() if epochs}
+    if not earlier:
+        return ""
+    epochs = sorted({e for values in earlier.values() for e in values})
+    return (f"\n\n**Trained under an earlier `trainer=tuned` ({', '.join(map(str, epochs))} epochs; today's trains "
+            f"{TUNED_EPOCHS}, re-seeds empty maps and ends on the least-leak epoch, RECIPE.md): "
+            f"{', '.join(f'`{n}`' for n in earlier)}. Set beside rows of today's recipe they differ by two recipes, "
+            "not one change.** To remeasure, delete those sweeps and run `make ablations`.")
+
+
 def recipe_section(root: Path) -> str | None:
     sweeps = _planned(root, "recipe")
     if not sweeps:
@@ -116,7 +131,8 @@ def recipe_section(root: Path) -> str | None:
             "taking it out makes the tuned recipe track every ball less often, each by that test."
             + _n_note(sweeps) + _shown_again_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n"
             + "\n".join(sentences)
-            + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)}))
+            + _earlier_recipe_note({s: rs for s, rs in sweeps.items() if _starts_at_tuned_shift(s)})
+            + _earlier_epochs_note(sweeps))
 
 
 def beyond_section(root: Path) -> str | None:
@@ -150,7 +166,8 @@ def beyond_section(root: Path) -> str | None:
     return ("## Beyond the paper's setting (validation video, tuned recipe, no retuning)\n\nThe claim "
             f"*holds* when the Gaussian's mean slot L2 is below {SLOT_TARGET_PX:g} px and the linear critic's at least "
             f"{FAIL_FRACTION:g}× the random-init encoder's mean: a description of these seeds, not a test."
-            + _n_note(cells) + spent_note + "\n\n" + "\n".join(lines) + _earlier_recipe_note(sweeps))
+            + _n_note(cells) + spent_note + "\n\n" + "\n".join(lines) + _earlier_recipe_note(sweeps)
+            + _earlier_epochs_note(sweeps))
 
 
 def every_ball(row: dict) -> bool:
@@ -341,7 +358,8 @@ def choices_section(root: Path) -> str | None:
             "compared with rpm's choice on the seeds both ran. How often: exact McNemar on every ball tracked; how "
             "precisely: Wilcoxon signed-rank on the slot L2 of the seeds where both track every ball; each "
             "Holm-corrected over one recipe's alternatives."
-            + _n_note(sweeps) + _shown_again_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n" + summary)
+            + _n_note(sweeps) + _shown_again_note(sweeps) + "\n\n" + "\n".join(lines) + "\n\n" + summary
+            + _earlier_epochs_note(sweeps))
 
 
 def ablation_sections(root: Path) -> list[str]:

@@ -271,7 +271,8 @@ def main(argv=None) -> None:
     seeds = [int(s) for s in args.seeds.split()]
     lines = (method_sweeps(args.root, presets, methods, seeds, args.chunk) if args.by_method
              else plan(args.root, presets, methods, seeds))
-    print(*lines, sep="\n")
+    for line in lines:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,15 @@ def _starts_at_tuned_shift(sweep: Sweep) -> bool:
     return (sweep.recipe == "tuned") != (sweep.change == "shift")
 
 
+def _earlier(sweeps: dict[Sweep, list[dict]], key: str, today) -> dict[str, list]:
+    """{sweep name: the values of key in its rows other than today's}, for the sweeps that have such values."""
+    found = {s.name: sorted({type(today)(r[key]) for r in rows} - {today}) for s, rows in sweeps.items()}
+    return {name: values for name, values in found.items() if values}
+
+
 def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
     """Sweeps measured before the tuning's validation rerun moved trainer=tuned's shift say so (read from their rows)."""
-    earlier = {s.name: sorted({float(r["map_bias_init"]) for r in rows} - {TUNED_SHIFT}) for s, rows in sweeps.items()}
-    earlier = {name: shifts for name, shifts in earlier.items() if shifts}
+    earlier = _earlier(sweeps, "map_bias_init", TUNED_SHIFT)
     if not earlier:
         return ""
     shifts = sorted({s for values in earlier.values() for s in values})
@@ -76,9 +81,7 @@ def _earlier_recipe_note(sweeps: dict[Sweep, list[dict]]) -> str:
 def _earlier_epochs_note(sweeps: dict[Sweep, list[dict]]) -> str:
     """Tuned-recipe sweeps trained before the recipe study (issue 25) set today's trainer=tuned say so: their
     epochs (read from their rows) are not today's, and they are no fair match for the rows of today's recipe."""
-    earlier = {s.name: sorted({int(r["epochs"]) for r in rows} - {TUNED_EPOCHS}) for s, rows in sweeps.items()
-               if s.recipe == "tuned"}
-    earlier = {name: epochs for name, epochs in earlier.items() if epochs}
+    earlier = _earlier({s: rows for s, rows in sweeps.items() if s.recipe == "tuned"}, "epochs", TUNED_EPOCHS)
     if not earlier:
         return ""
     epochs = sorted({e for values in earlier.values() for e in values})
@@ -107,7 +110,7 @@ def recipe_section(root: Path) -> str | None:
             if "" not in cells:
                 continue
             tests[recipe] = how_often(cells, "")
-            often, precise = paired_against(cells, "", reference), precision_against(cells, "")
+            often, precise = paired_against(tests[recipe], "", reference), precision_against(cells, "")
             for s, rs in found.items():
                 if s.recipe == recipe:
                     lines.append(f"| {prior} | {s.setting} | {_seed_list(r['seed'] for r in rs)} | {rate_cell(rs)} "
@@ -221,10 +224,10 @@ def how_often(cells: dict, reference) -> dict:
     return {key: Paired(*counts, p_adj) for key, counts, p_adj in zip(keys, found, stats.holm([f[-1] for f in found]))}
 
 
-def paired_against(cells: dict, reference, words: str) -> dict:
-    """how_often in words: what the test says, against the reference named by words."""
+def paired_against(tests: dict, reference, words: str) -> dict:
+    """how_often's results in words: what the test says, against the reference named by words."""
     out = {reference: "the reference"}
-    for key, t in how_often(cells, reference).items():
+    for key, t in tests.items():
         if not t.differs:
             out[key] = f"no difference detectable at n = {t.n} (p = {t.p:.2g}, Holm {t.p_holm:.2g})"
         else:
@@ -273,7 +276,8 @@ def lengthscale_section(root: Path) -> str | None:
         grid.setdefault((float(r["initial_lengthscale_px"]), str(r["learn_lengthscale"]) == "True"), []).append(r)
     grid = dict(sorted(grid.items()))
     default = (DEFAULT_THETA0_PX, True)
-    against = paired_against(grid, default, f"the default (θ0 = {default[0]:g} px, learned)") if default in grid else {}
+    against = (paired_against(how_often(grid, default), default, f"the default (θ0 = {default[0]:g} px, learned)")
+               if default in grid else {})
     precise = precision_against(grid, default) if default in grid else {}
     seeds = sorted({r["seed"] for r in rows})
     lines = ["| θ0 (px) | θ | seeds | every ball tracked (validation), k/n [95 % CI] "
@@ -339,7 +343,7 @@ def choices_section(root: Path) -> str | None:
                 cells.setdefault((sweep.change, value), []).append(r)
                 words[sweep.change, value] = value or CHOICE_WORDS[sweep.change][2]
         tests = how_often(cells, ours)
-        often, precise = paired_against(cells, ours, "rpm's choice"), precision_against(cells, ours)
+        often, precise = paired_against(tests, ours, "rpm's choice"), precision_against(cells, ours)
         deciding[recipe] = [f"{CHOICE_WORDS[key][0]} ({words[key, value]}: {'more' if t.more else 'less'} often, "
                             f"{t.counts()})" for (key, value), t in tests.items() if t.differs]
         for (key, value), rs in cells.items():

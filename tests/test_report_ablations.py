@@ -149,3 +149,28 @@ def test_recipe_section_names_the_changes_that_rescue_a_recipe_that_fails(monkey
     assert f"- linear: Adam at lr 0.02 is sufficient on its own (10/10 against 0/10, Holm p = {3 * P10:.2g})." in text
     assert "- linear: last BatchNorm shift" in text and "is not shown sufficient on its own (0/10" in text
     assert "| linear | paper+adam |" in text and "necessary" not in text.split("\n\n")[-1]
+
+
+def test_beyond_section_tests_the_gaussian_against_the_linear_critic_by_how_often(monkeypatch):
+    small = {"override:data.image_size": "128", "random_init_slot_l2_px": 40.0}
+    four = [dict(r, n_balls=4, balls_tracked=4 if r["slot_l2_px"] < 5 else 1, random_init_slot_l2_px=50.0)
+            for r in _rows(*[0.5] * 5, *[60.0] * 5, prior="gaussian")]
+    sweeps = {"gaussian-small": _rows(*TRACKED, prior="gaussian", **small),
+              "linear-small": _rows(*UNTRACKED, prior="linear", **small),
+              "gaussian-balls": four,
+              "linear-balls": [dict(r, seed=100 + i, n_balls=4, balls_tracked=1) for i, r in
+                               enumerate(_rows(60.0, 60.0, 60.0, prior="linear", random_init_slot_l2_px=50.0))]}
+    monkeypatch.setattr(report, "_sweeps", lambda root, part: sweeps if part == "beyond" else {})
+    rows = {line.split(" | ")[0][2:]: line for line in _table(report.beyond_section(None))}
+    # 10 discordant seeds of 10 shared, Holm over the two settings with both critics.
+    assert rows["3 balls, 128² frames"].endswith(
+        f"| **holds**: the Gaussian tracks every ball more often (10/10 against 0/10, exact McNemar on the shared "
+        f"seeds, p = {P10:.2g}, Holm {2 * P10:.2g}) |")
+    # No shared seeds: two-sided Fisher on 5/10 against 0/3 is (56 + 10)/286 = 0.23 (hypergeometric: tables no likelier than this one).
+    four_balls = rows["4 balls, 256² frames"]
+    assert "not shown: no difference detectable (5/10 against 0/3, Fisher, no shared seeds" in four_balls
+    assert "| 10–19 | 5/10, 50% [24%, 76%] |" in four_balls and "| 100–102 | 0/3, 0% [0%, 56%] |" in four_balls
+    only_linear_rows = {**sweeps, "gaussian-balls": []}
+    monkeypatch.setattr(report, "_sweeps", lambda root, part: only_linear_rows if part == "beyond" else {})
+    assert "not tested: one critic only" in report.beyond_section(None)
+    assert "anecdotes" in report.beyond_section(None)  # three linear seeds

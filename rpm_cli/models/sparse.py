@@ -284,7 +284,9 @@ def _second_layer(encoder, crops: Crops) -> tuple:
         _update_running_stats(bn1, mean1, var1, count)
     else:
         scale1, shift1 = _affine(bn1, bn1.running_mean, bn1.running_var)
-        a1 = torch.relu(y1 * _channel(scale1) + _channel(shift1)).masked_fill(outside, 0.0)
+        # In place: y1 is not needed again, and the same operations in the same order give the same floats
+        # without three more tensors the size of y1 (without rpm's allocator settings each costs page faults).
+        a1 = y1.mul_(_channel(scale1)).add_(_channel(shift1)).relu_().masked_fill_(outside, 0.0)
     y2 = F.conv2d(a1, encoder.conv2.weight)  # (n, M, size, size): pixel (i, j) sits at input (i + 2, j + 2)
 
     # Layer 2's background: conv2 of the constant relu(bn1(0)); a 3x3 image holds its 9 pixel classes.

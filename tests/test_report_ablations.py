@@ -51,6 +51,8 @@ def test_choices_section_tests_each_alternative_against_rpms_choice(monkeypatch)
     sweeps["tuned-shift"] = _rows(*UNTRACKED[:3], **{"override:encoder.map_bias_init": "0"})
     text = report.choices_section(None)  # 3 seeds: 3 discordant seeds give p = 0.25, never a difference
     assert "no difference detectable at n = 3 (p = 0.25" in text and "Cells with 3 seeds are anecdotes" in text
+    shift = next(r for r in _table(text) if "| `encoder.map_bias_init=0` |" in r)
+    assert "| 10–12 | 3/3, 100% [44%, 100%] | 0/3, 0% [0%, 56%] |" in shift  # rpm's choice on the row's seeds
 
 
 def test_a_sweep_another_part_trains_is_read_there_and_named(monkeypatch):

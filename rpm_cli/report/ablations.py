@@ -380,9 +380,10 @@ def choices_section(root: Path) -> str | None:
         for (key, value), rs in cells.items():
             if key:
                 what, rpms, _ = CHOICE_WORDS[key]
-                lines.append(f"| {what} | {rpms} | {words[key, value]} | {recipe} "
-                             f"| {_seed_list(r['seed'] for r in rs)} "
-                             f"| {rate_cell(cells[ours])} | {rate_cell(rs)} | {median_cell(rs, 'slot_l2_px')} "
+                seeds = {r["seed"] for r in rs}  # rpm's choice on the same seeds, the ones the test pairs
+                lines.append(f"| {what} | {rpms} | {words[key, value]} | {recipe} | {_seed_list(seeds)} "
+                             f"| {rate_cell([r for r in cells[ours] if r['seed'] in seeds])} | {rate_cell(rs)} "
+                             f"| {median_cell(rs, 'slot_l2_px')} "
                              f"| {often[key, value]} | {precise[key, value]} |")
     summary = "\n".join(f"- Under the {'tuned recipe' if recipe == 'tuned' else 'Appendix D recipe'}, "
                         + (f"the choices that change how often every ball is tracked: {'; '.join(found)}."

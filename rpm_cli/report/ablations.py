@@ -194,14 +194,12 @@ class Against(NamedTuple):
 
 def gaussian_against_linear(gaussian: list[dict], linear: list[dict]) -> Against:
     """Paired on the seeds both critics ran when there are any (exact McNemar); Fisher's exact test otherwise."""
-    g, lin = ({r["seed"]: every_ball(r) for r in rows} for rows in (gaussian, linear))
-    shared = sorted(g.keys() & lin.keys())
-    if shared:
-        only_g, only_l = sum(g[s] and not lin[s] for s in shared), sum(lin[s] and not g[s] for s in shared)
-        return Against((sum(g[s] for s in shared), len(shared)), (sum(lin[s] for s in shared), len(shared)),
-                       "exact McNemar on the shared seeds", stats.mcnemar_exact(only_g, only_l))
-    kg, kl = sum(g.values()), sum(lin.values())
-    return Against((kg, len(g)), (kl, len(lin)), "Fisher, no shared seeds", stats.fisher(kg, len(g), kl, len(lin)))
+    n, kg, kl, p = _mcnemar_on_shared(gaussian, linear)
+    if n:
+        return Against((kg, n), (kl, n), "exact McNemar on the shared seeds", p)
+    kg, kl = sum(map(every_ball, gaussian)), sum(map(every_ball, linear))
+    return Against((kg, len(gaussian)), (kl, len(linear)), "Fisher, no shared seeds",
+                   stats.fisher(kg, len(gaussian), kl, len(linear)))
 
 
 def every_ball(row: dict) -> bool:
@@ -241,17 +239,19 @@ class Paired(NamedTuple):
         return f"{self.own}/{self.n} against {self.ref}/{self.n}, Holm p = {self.p_holm:.2g}"
 
 
+def _mcnemar_on_shared(own_rows: list[dict], ref_rows: list[dict]) -> tuple:
+    """(seeds both ran, of those the seeds where own tracks every ball, where ref does, exact McNemar p)."""
+    own, ref = ({r["seed"]: every_ball(r) for r in rows} for rows in (own_rows, ref_rows))
+    shared = own.keys() & ref.keys()
+    only_own, only_ref = sum(own[s] and not ref[s] for s in shared), sum(ref[s] and not own[s] for s in shared)
+    return (len(shared), sum(own[s] for s in shared), sum(ref[s] for s in shared),
+            stats.mcnemar_exact(only_own, only_ref))
+
+
 def how_often(cells: dict, reference) -> dict:
     """Each cell but the reference against it: a Paired per cell, Holm-corrected over the cells."""
-    ref = {r["seed"]: every_ball(r) for r in cells[reference]}
     keys = [key for key in cells if key != reference]
-    found = []
-    for key in keys:
-        own = {r["seed"]: every_ball(r) for r in cells[key]}
-        shared = own.keys() & ref.keys()
-        only_own, only_ref = sum(own[s] and not ref[s] for s in shared), sum(ref[s] and not own[s] for s in shared)
-        found.append((len(shared), sum(own[s] for s in shared), sum(ref[s] for s in shared),
-                      stats.mcnemar_exact(only_own, only_ref)))
+    found = [_mcnemar_on_shared(cells[key], cells[reference]) for key in keys]
     return {key: Paired(*counts, p_adj) for key, counts, p_adj in zip(keys, found, stats.holm([f[-1] for f in found]))}
 
 

@@ -137,15 +137,17 @@ def format_table(result: dict, columns=BallsDataset.table, unit: str = "px") -> 
     return "\n".join(lines)
 
 
-def evaluate(cfg: DictConfig, then=None) -> None:
+def evaluate(cfg: DictConfig, then=None, then_done=None) -> None:
     """Evaluate `run_dir` (default: the latest run), or every run below `sweep_dir`; `then(run)`, when given,
-    gets each loaded run afterwards (the command draws its pictures from it)."""
+    gets each loaded run afterwards (the command draws its pictures from it), but for a run where
+    `then_done(run_dir)` is true and force=false."""
     validate_keys(cfg, EVALUATE_DOMAINS)
     run_dirs = runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else [resolve_run_dir(cfg.run_dir)]
     for run_dir in run_dirs:
-        run = load_run(run_dir) if then is not None else None
+        wanted = then is not None and (cfg.force or then_done is None or not then_done(Path(run_dir)))
+        run = load_run(run_dir) if wanted else None
         result = evaluate_run(run_dir, cfg.batch_size, force=cfg.force, run=run)
         dataset = dataset_class(load_checkpoint(Path(run_dir) / CHECKPOINT)["config"]["data"])
         print(f"{run_dir}\n{format_table(result, dataset.table, dataset.unit)}")
-        if run is not None:
+        if wanted:
             then(run)

@@ -151,7 +151,7 @@ def test_the_script_refuses_bad_input_in_one_line_with_exit_code_2(tmp_path, ove
     assert not (tmp_path / "outputs").exists(), "a failed run left a directory behind"
 
 
-def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
+def test_bad_evaluate_input_fails_cleanly(tmp_path, trained, monkeypatch, capsys):
     empty = tmp_path / "empty_run"
     empty.mkdir()
     corrupt = tmp_path / "corrupt_run"
@@ -166,9 +166,7 @@ def test_bad_evaluate_input_fails_cleanly(tmp_path, trained):
         ([f"run_dir={(trained[0] / 'outputs/train/latest').resolve()}", "batch_size=0"], "batch_size must be"),
     ]
     for args, message in cases:
-        proc = run_rpm(["evaluate", *args], tmp_path)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr)
+        assert_refused(*run_rpm_here(["evaluate", *args], tmp_path, monkeypatch, capsys), message)
     assert not (corrupt / "evaluation.json").exists()
 
 

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from rpm_cli.reproduction import prior_names
-from tests.helpers import TINY, run_rpm
+from tests.helpers import TINY, run_rpm, run_rpm_here
 
 PLUGIN = '''
 import torch
@@ -26,7 +26,7 @@ class CauchyPrior(Prior):
 '''
 
 
-def test_a_prior_added_outside_the_repo_trains_through_the_cli(tmp_path):
+def test_a_prior_added_outside_the_repo_trains_through_the_cli(tmp_path, monkeypatch, capsys):
     (tmp_path / "my_priors.py").write_text(textwrap.dedent(PLUGIN))
     (tmp_path / "conf" / "prior").mkdir(parents=True)
     (tmp_path / "conf" / "prior" / "cauchy.yaml").write_text(
@@ -39,9 +39,10 @@ def test_a_prior_added_outside_the_repo_trains_through_the_cli(tmp_path):
     assert len(lines) == 2 and "lengthscale_px" in lines[-1]
     run_rpm(["evaluate", f"run_dir={run}"], tmp_path, check=True, env=env)
     assert "retrieval_top1" in json.loads((run / "evaluation.json").read_text())["test"]
-    bad = run_rpm(["train", "--config-dir", str(tmp_path / "conf"), "prior=cauchy", "prior.lengthscale=-3", *TINY],
-                  tmp_path, env=env)
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: prior.lengthscale must be a finite number > 0 (got -3)"
+    monkeypatch.syspath_prepend(str(tmp_path))  # the refusal in this process, as PYTHONPATH gives the script
+    code, stderr = run_rpm_here(["train", "--config-dir", str(tmp_path / "conf"), "prior=cauchy",
+                                 "prior.lengthscale=-3", *TINY], tmp_path, monkeypatch, capsys)
+    assert code == 2 and stderr.strip() == "error: prior.lengthscale must be a finite number > 0 (got -3)"
 
 
 @pytest.mark.slow  # 8 CLI trainings; test_priors.py steps every prior under Adam in-process

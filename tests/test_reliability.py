@@ -13,7 +13,7 @@ from rpm_cli.layout import CHECKPOINT, METRICS
 from rpm_cli.runs import load_checkpoint
 from rpm_cli.models.model import Model
 from rpm_cli.train import train
-from tests.helpers import TINY, run_rpm
+from tests.helpers import TINY, run_rpm, run_rpm_here
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
@@ -81,7 +81,7 @@ def _final_numbers(run_dir):
     return [(m["epoch"], m["loss"], m["lengthscale_px"]) for m in lines], state["model"]
 
 
-def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
+def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
     clean = tmp_path / "clean"
     run_rpm(["train", *RESUMABLE, f"hydra.run.dir={clean}"], tmp_path, check=True)
 
@@ -103,5 +103,5 @@ def test_sigkilled_run_resumes_to_exactly_the_uninterrupted_result(tmp_path):
     assert resumed_lines == clean_lines
     assert all(torch.equal(clean_weights[k], resumed_weights[k]) for k in clean_weights)
     assert (killed / ".hydra/config.yaml").exists() and (killed / ".hydra-resume/overrides.yaml").exists()
-    again = run_rpm(["train", f"resume={killed}"], tmp_path)
-    assert again.returncode == 2 and "already finished" in again.stderr
+    code, stderr = run_rpm_here(["train", f"resume={killed}"], tmp_path, monkeypatch, capsys)
+    assert code == 2 and "already finished" in stderr

@@ -1,5 +1,6 @@
 """Pictures of one run (rpm_cli.figures.run_pictures): curves, maps, tracking GIF, sweep grid. Tiny and fast."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -206,3 +207,22 @@ def test_sweep_grid(tmp_path):
     fig = sweep_maps_figure(tiles, columns=3)
     assert len(fig.axes) == 3 and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 1
     plt.close(fig)
+
+
+def test_pictures_are_current_only_when_all_were_drawn_after_the_last_checkpoint(tmp_path):
+    from rpm_cli.figures.run import pictures_current
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    os.utime(tmp_path / "checkpoint.pt", ns=(10**18, 10**18))
+    for name in ("curves.png", "maps.png"):
+        (tmp_path / name).write_bytes(b"")
+    assert not pictures_current(tmp_path)                     # tracking.gif missing
+    (tmp_path / "tracking.gif").write_bytes(b"")
+    assert pictures_current(tmp_path)
+    os.utime(tmp_path / "checkpoint.pt", ns=(2 * 10**18, 2 * 10**18))  # the run trained on since (resume)
+    assert not pictures_current(tmp_path)
+    (tmp_path / "tracking.gif").unlink()
+    (tmp_path / "latents.png").write_bytes(b"")               # a vector dataset's pair: curves and latents
+    os.utime(tmp_path / "curves.png", ns=(3 * 10**18, 3 * 10**18))
+    os.utime(tmp_path / "latents.png", ns=(3 * 10**18, 3 * 10**18))
+    assert pictures_current(tmp_path)

@@ -55,14 +55,17 @@ def test_basic_multirun_then_evaluate_and_figures(tmp_path):
         f"_seed-{s}"
         for ls in (6, 12) for s in (10, 11)}
     run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)
-    stamps = {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
-    run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)  # already done: skipped
-    assert stamps == {r: (r / "evaluation.json").stat().st_mtime_ns for r in runs}
+    written = ("evaluation.json", "curves.png", "maps.png", "tracking.gif")
+    stamps = {r / name: (r / name).stat().st_mtime_ns for r in runs for name in written}
+    run_rpm(["evaluate", f"sweep_dir={sweep}"], tmp_path, check=True)  # scores and pictures up to date: skipped
+    assert stamps == {path: path.stat().st_mtime_ns for path in stamps}
+    (runs[0] / "maps.png").unlink()  # one picture missing: that run's are drawn again, the scores kept
+    again = run_rpm(["evaluate", f"run_dir={runs[0]}"], tmp_path, check=True)  # a sweep's run dir as run_dir=
+    assert "slot L2" in again.stdout
+    redrawn = {path for path in stamps if not path.exists() or path.stat().st_mtime_ns != stamps[path]}
+    assert redrawn == {runs[0] / name for name in written[1:]}
     run_rpm(["figures", f"sweep_dir={sweep}"], tmp_path, check=True)
     _check_summary(sweep, tmp_path, 4)
-    # A sweep run dir can be passed back as run_dir=.
-    again = run_rpm(["evaluate", f"run_dir={runs[0]}"], tmp_path, check=True)
-    assert "slot L2" in again.stdout
     # The report's tuning table pools a setting's seeds into one row.
     from rpm_cli.report.reproduction import tuning_section
 

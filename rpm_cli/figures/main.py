@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from rpm_cli.config import FIGURES_DOMAINS, validate_keys
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import figure1, find_runs
-from rpm_cli.figures.run import run_pictures
+from rpm_cli.figures.run import pictures_current, run_pictures
 from rpm_cli.figures.sweep import summarise_sweep
 from rpm_cli.layout import runs_in_sweep
 from rpm_cli.runs import load_run
@@ -28,6 +28,6 @@ def figures(cfg: DictConfig, out_dir: Path) -> list[Path]:
     for run_dir in (d for dirs in runs.values() for d in dirs):
         evaluate_run(run_dir)
     for run_dir in (runs["gaussian"][0], runs["linear"][0]):  # the runs panels B, D and E show: a person looks
-        if not (Path(run_dir) / "maps.png").exists():  # at them; the other seeds' pictures on request (run_dir=)
+        if not pictures_current(Path(run_dir)):  # at them; the other seeds' pictures on request (run_dir=)
             run_pictures(load_run(run_dir))
     return figure1(cfg, out_dir)

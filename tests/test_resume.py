@@ -9,7 +9,7 @@ import torch
 from rpm_cli.layout import CHECKPOINT, METRICS
 from rpm_cli.runs import load_checkpoint, run_lock
 from rpm_cli.train import train
-from tests.helpers import TINY, compose_cfg, run_rpm
+from tests.helpers import TINY, compose_cfg, run_rpm, run_rpm_here
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +20,18 @@ def finished_run(tmp_path_factory):
     return run_dir
 
 
-def test_resume_refuses_an_override_it_would_drop(finished_run, tmp_path):
-    proc = run_rpm(["train", f"resume={finished_run}", "trainer.lr=0.1"], tmp_path)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+def test_resume_refuses_an_override_it_would_drop(finished_run, tmp_path, monkeypatch, capsys):
+    code, stderr = run_rpm_here(["train", f"resume={finished_run}", "trainer.lr=0.1"], tmp_path, monkeypatch, capsys)
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1, stderr
     assert "trainer.lr cannot be overridden (allowed with resume:" in lines[0] and "trainer.epochs" in lines[0]
 
 
-def test_resume_extends_a_finished_run_by_trainer_epochs(finished_run, tmp_path):
+def test_resume_extends_a_finished_run_by_trainer_epochs(finished_run, tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(finished_run), str(run_dir)], check=True)
-    shorter = run_rpm(["train", f"resume={run_dir}", "trainer.epochs=1"], tmp_path)
-    assert shorter.returncode == 2 and "trainer.epochs must be more than the 2 epochs" in shorter.stderr
+    code, stderr = run_rpm_here(["train", f"resume={run_dir}", "trainer.epochs=1"], tmp_path, monkeypatch, capsys)
+    assert code == 2 and "trainer.epochs must be more than the 2 epochs" in stderr
     run_rpm(["train", f"resume={run_dir}", "trainer.epochs=3", "trainer.progress=false"], tmp_path, check=True)
     state = load_checkpoint(run_dir / CHECKPOINT)
     assert state["epoch"] == 3 and state["finished"] and state["config"]["trainer"]["epochs"] == 3
@@ -47,13 +47,13 @@ def test_a_second_process_on_a_busy_run_dir_is_refused(finished_run, tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["~trainer.lr"], "trainer.lr cannot be deleted"),
-    (["seed=3"], "seed cannot be overridden"),
+    (["seed=11"], "seed cannot be overridden"),
     (["logger=tensorboard"], "logger cannot be overridden"),
 ])
-def test_resume_refuses_every_other_override_in_any_form(finished_run, tmp_path, args, words):
+def test_resume_refuses_every_other_override_in_any_form(finished_run, tmp_path, args, words, monkeypatch, capsys):
     for resume in (f"resume={finished_run}", f"++resume={finished_run}"):
-        proc = run_rpm(["train", resume, *args], tmp_path)
-        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        code, stderr = run_rpm_here(["train", resume, *args], tmp_path, monkeypatch, capsys)
+        assert code == 2 and words in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_a_run_in_the_earlier_checkpoint_layout_resumes_and_extends(finished_run, tmp_path):

@@ -11,7 +11,7 @@ from rpm_cli.errors import UserError
 from rpm_cli.layout import CHECKPOINT, METRICS
 from rpm_cli.runs import load_checkpoint
 from rpm_cli.train import train
-from tests.helpers import TINY, run_rpm
+from tests.helpers import TINY, run_rpm_here
 
 
 def _disk_full(*args, **kwargs):
@@ -61,8 +61,8 @@ def test_two_trainings_share_a_new_video_cache_at_once(tmp_path):
         (tmp_path / "b" / METRICS).read_text().split('"seconds"')[0]
 
 
-def test_a_failed_run_never_deletes_a_dir_that_holds_other_work(tmp_path):
+def test_a_failed_run_never_deletes_a_dir_that_holds_other_work(tmp_path, monkeypatch, capsys):
     (tmp_path / "notes.txt").write_text("mine")
-    proc = run_rpm(["train", *TINY, "trainer.lr=-1", "hydra.run.dir=."], tmp_path)
-    assert proc.returncode == 2 and (tmp_path / "notes.txt").read_text() == "mine"
+    code, _ = run_rpm_here(["train", *TINY, "trainer.lr=-1", "hydra.run.dir=."], tmp_path, monkeypatch, capsys)
+    assert code == 2 and (tmp_path / "notes.txt").read_text() == "mine"
     assert not (tmp_path / ".hydra").exists()

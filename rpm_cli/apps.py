@@ -124,9 +124,14 @@ def evaluate_main(cfg: DictConfig) -> None:
         validate_keys(cfg, EVALUATE_DOMAINS)  # a bad value or a missing run fails before torch loads
         runs_in_sweep(cfg.sweep_dir) if cfg.sweep_dir else resolve_run_dir(cfg.run_dir)
         from rpm_cli.evaluate import evaluate
-        from rpm_cli.figures.run import pictures_current, run_pictures
+        from rpm_cli.layout import pictures_current
 
-        evaluate(cfg, then=run_pictures if cfg.pictures else None, then_done=pictures_current)
+        def draw(run):
+            from rpm_cli.figures.run import run_pictures  # matplotlib's import only when a picture is drawn
+
+            run_pictures(run)
+
+        evaluate(cfg, then=draw if cfg.pictures else None, then_done=pictures_current)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="figures")

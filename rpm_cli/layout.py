@@ -14,7 +14,8 @@ EVALUATION = "evaluation.json"  # `rpm evaluate`'s scores
 EVALUATION_FORMAT = 3  # bump when what evaluation.json holds changes, so old files are recomputed (3: rank ties)
 LOCK = ".rpm.lock"  # held while a process trains in the dir
 HYDRA_RECORD, HYDRA_RESUME_RECORD = ".hydra", ".hydra-resume"
-PICTURES = ("curves.png", "maps.png", "tracking.gif")
+# A run's pictures (rpm_cli/figures/run.py), by the kind of observation its data gives.
+PICTURES = {"image": ("curves.png", "maps.png", "tracking.gif"), "vector": ("curves.png", "latents.png")}
 # What a run that never reached a checkpoint can have written into its dir (Hydra's record and log, rpm's files).
 RUN_LITTER = (HYDRA_RECORD, HYDRA_RESUME_RECORD, "train.log", LOCK, METRICS, STARTS, "tensorboard")
 
@@ -29,6 +30,14 @@ LATEST = TRAIN_ROOT / "latest"  # links the newest single run
 # only ones `resume=` accepts besides trainer.epochs.
 RUNTIME_KEYS = ("seed", "resume", "evaluate", "sweep_metric", "debug", "max_memory_gb", "logger", "data.cache_dir",
                 "trainer.progress", "trainer.threads", "trainer.device")
+
+
+def pictures_current(run_dir: Path) -> bool:
+    """Whether a run's pictures were all drawn after its checkpoint was last written: `rpm evaluate` then
+    neither loads the run nor draws them again (force=true does both)."""
+    saved = (run_dir / CHECKPOINT).stat().st_mtime_ns
+    return any(all((run_dir / name).exists() and (run_dir / name).stat().st_mtime_ns >= saved for name in names)
+               for names in PICTURES.values())
 
 
 def resolve_run_dir(run_dir) -> Path:

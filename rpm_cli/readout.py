@@ -6,7 +6,6 @@ total error. Only the slot metric says that each latent tracks one ball: a rando
 can already be a good joint basis for the positions.
 """
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 def fit_affine(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -28,6 +27,8 @@ def mean_l2(pred: np.ndarray, true: np.ndarray) -> float:
 def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
     """Rows matched to columns with the least total cost (the Hungarian method: maps to balls here, latent
     dimensions to true latents in data/clica.py); min(rows, cols) pairs."""
+    from scipy.optimize import linear_sum_assignment  # here: every process that reads a video imports this module
+
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols)]
 

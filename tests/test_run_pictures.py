@@ -210,7 +210,7 @@ def test_sweep_grid(tmp_path):
 
 
 def test_pictures_are_current_only_when_all_were_drawn_after_the_last_checkpoint(tmp_path):
-    from rpm_cli.figures.run import pictures_current
+    from rpm_cli.layout import pictures_current
 
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     os.utime(tmp_path / "checkpoint.pt", ns=(10**18, 10**18))

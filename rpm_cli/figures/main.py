@@ -10,9 +10,9 @@ from omegaconf import DictConfig
 from rpm_cli.config import FIGURES_DOMAINS, validate_keys
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import figure1, find_runs
-from rpm_cli.figures.run import pictures_current, run_pictures
+from rpm_cli.figures.run import run_pictures
 from rpm_cli.figures.sweep import summarise_sweep
-from rpm_cli.layout import runs_in_sweep
+from rpm_cli.layout import pictures_current, runs_in_sweep
 from rpm_cli.runs import load_run
 
 

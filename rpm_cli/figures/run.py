@@ -7,12 +7,10 @@ import numpy as np
 from rpm_cli.figures.curves import draw_curves
 from rpm_cli.figures.latents import draw_latent_scatter
 from rpm_cli.figures.maps import draw_maps, slot_colours, slot_positions_px, write_tracking_gif
-from rpm_cli.layout import CHECKPOINT
 from rpm_cli.runs import Run
 
 MAP_FRAMES = 5      # held-out frames shown in maps.png
 GIF_FRAMES = 100
-PICTURES = {"image": ("curves.png", "maps.png", "tracking.gif"), "vector": ("curves.png", "latents.png")}
 
 
 def map_frame_indices(n_frames: int, count: int = MAP_FRAMES) -> np.ndarray:
@@ -23,14 +21,6 @@ def _curves(run: Run) -> Path:
     return draw_curves(run.metrics, run.starts, run.run_dir / "curves.png", batch_size=run.cfg.trainer.batch_size,
                        objective=type(run.model.objective), loss_reduction=run.cfg.trainer.loss_reduction,
                        title=str(run.run_dir))
-
-
-def pictures_current(run_dir: Path) -> bool:
-    """Whether a run's pictures were all drawn after its checkpoint was last written: `rpm evaluate` then
-    neither loads the run nor draws them again (force=true does both)."""
-    saved = (run_dir / CHECKPOINT).stat().st_mtime_ns
-    return any(all((run_dir / name).exists() and (run_dir / name).stat().st_mtime_ns >= saved for name in names)
-               for names in PICTURES.values())
 
 
 def run_pictures(run: Run) -> list[Path]:

@@ -27,6 +27,9 @@ def _seed_range(role) -> tuple[int, ...]:
 
 
 REPORTING_SEEDS = _seed_range(PROTOCOL.seeds.reporting)  # only reported, never selected on
+# The registered study's recipes: each preset's overrides as they trained its runs (PRESETS are today's, which the
+# ablations on tuning seeds use; trainer=tuned has changed since the study ran, so its changed keys are pinned).
+STUDY_RECIPES = dict(PROTOCOL.recipes)
 # Everything that selects; seed 0 too, on which scripts/tune.sh's first sweeps ran.
 TUNING_SEEDS = (0, *_seed_range(PROTOCOL.seeds.tuning))
 SPENT_SEEDS = tuple(PROTOCOL.seeds.spent)  # earlier reports' reporting seeds: they saw two recipes
@@ -103,7 +106,7 @@ def preset_seeds(preset: str, seeds) -> list[int]:
 
 def plan(root, presets, methods, seeds) -> list[str]:
     """One line per run: preset, method, seed, run dir and the overrides that train it."""
-    return [f"{preset} {method} {seed} {run_dir(root, preset, method, seed)} {PRESETS[preset]} {method_override(method)}"
+    return [f"{preset} {method} {seed} {run_dir(root, preset, method, seed)} {STUDY_RECIPES[preset]} {method_override(method)}"
             for preset in presets for method in methods for seed in preset_seeds(preset, seeds)]
 
 
@@ -117,7 +120,7 @@ def method_sweeps(root, presets, methods, seeds, chunk: int | None = None) -> li
             own = preset_seeds(preset, seeds)
             size = chunk or len(own)
             lines += [f"{preset} {method} {','.join(map(str, own[i:i + size]))} "
-                      f"{run_dir(root, preset, method, 0).parent} {PRESETS[preset]} {method_override(method)}"
+                      f"{run_dir(root, preset, method, 0).parent} {STUDY_RECIPES[preset]} {method_override(method)}"
                       for i in range(0, len(own), size)]
     return lines
 

@@ -11,6 +11,7 @@ from PIL import Image
 from rpm_cli.evaluate import evaluate_run
 from rpm_cli.figures.fig1 import build_figures, next_frame_probabilities
 from rpm_cli.plotting import save_figure
+from rpm_cli.reproduction import STUDY_RECIPES
 from rpm_cli.models.priors import GaussianPrior
 from rpm_cli.train import train
 from tests.helpers import compose_cfg, run_rpm
@@ -98,7 +99,7 @@ def test_report_on_tiny_runs(tiny_runs, tmp_path):
     assert len(lines) == 2 and all("**2 seeds per arm: an anecdote; no test at this n can support a comparison"
                                    in line for line in lines)
     assert "1.5 min for the whole" in text
-    assert "rpm train trainer=tuned prior=linear seed=<seed>" in text and "```yaml" in text
+    assert f"rpm train {STUDY_RECIPES['tuned']} prior=linear seed=<seed>" in text and "```yaml" in text  # as registered
     # Facts come from the runs' configs, not from the paper's defaults.
     assert "all 64×64 RGB with 3 balls of diameter 12 px (6 latents)" in text
     assert "Reporting seeds: 0, 1." in text and "**Overlap: [0].**" in text

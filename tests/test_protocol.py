@@ -40,3 +40,20 @@ def test_the_rpm_study_registers_arms_that_objective_rpm_can_train():
     assert 1 <= RPM_PROTOCOL.n_seeds <= len(REPORTING_SEEDS)
     assert set(RPM_PROTOCOL.posteriors) <= set(POSTERIORS)
     assert all(issubclass(REGISTRY[p], ClosedFormZ) for p in RPM_PROTOCOL.priors)
+
+
+def test_the_study_trains_each_preset_with_its_registered_recipe_not_todays_default(capsys):
+    from omegaconf import OmegaConf
+
+    from rpm_cli import CONFIG_DIR
+
+    assert set(reproduction.STUDY_RECIPES) == set(reproduction.PRESETS)
+    for preset, recipe in reproduction.STUDY_RECIPES.items():
+        assert recipe.split()[0] == reproduction.PRESETS[preset]  # today's preset, plus pins only
+    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
+    pinned = dict(t.removeprefix("trainer.").split("=") for t in reproduction.STUDY_RECIPES["tuned"].split()[1:])
+    assert set(pinned) <= set(tuned)  # each pin names a key the recipe has
+    reproduction.main(["out", "--presets", "tuned", "--methods", "gaussian", "--seeds", "300 301", "--by-method"])
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.split()[:4] == ["tuned", "gaussian", "300,301", "out/tuned/gaussian"]
+    assert " ".join(line.split()[4:]) == f"{reproduction.STUDY_RECIPES['tuned']} prior=gaussian"

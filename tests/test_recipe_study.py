@@ -136,21 +136,20 @@ def test_an_extending_candidate_starts_from_copies_of_the_finished_runs_it_exten
     assert sorted(p.name for p in recipe_dir(tmp_path, extending, "gaussian").iterdir()) == copied
 
 
-def test_the_report_names_tuned_runs_trained_under_another_recipe_default():
-    from omegaconf import OmegaConf
+def test_the_report_names_the_registered_recipe_and_any_tuned_run_trained_otherwise():
+    from rpm_cli.report.reproduction import _recipe_note, study_pins
 
-    from rpm_cli import CONFIG_DIR
-    from rpm_cli.report.reproduction import RECIPE_KEYS, _differs_from_today
-
-    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
-    today = {key: tuned[key] for key in RECIPE_KEYS}
-    runs = [{"config": {"trainer": trainer}} for trainer in (today, {**today, "reseed_below": 0.7},
-                                                             {**today, "reseed_below": 0.7})]
-    assert _differs_from_today({"tuned": {"gaussian": runs[:1]}}) == ""
-    line = _differs_from_today({"tuned": {"gaussian": runs}, "paper": {"gaussian": runs}})
-    assert "2 of the tuned runs" in line and "reseed_below=0.7" in line
-    old = {"config": {"trainer": {"reseed_below": 0.0, "epochs": 6}}}  # before keep_from existed: 0
-    assert "keep_from=0" in _differs_from_today({"tuned": {"gaussian": [old]}})
+    pins = study_pins("tuned")
+    assert pins == {"reseed_below": 0.0, "epochs": 6.0, "keep_from": 0.0}  # trainer=tuned as the study ran it
+    runs = [{"config": {"trainer": trainer}} for trainer in (pins, {**pins, "reseed_below": 0.7},
+                                                             {**pins, "reseed_below": 0.7})]
+    assert _recipe_note({"paper": {"gaussian": runs}}) == ""
+    alone = _recipe_note({"tuned": {"gaussian": runs[:1]}})
+    assert "trainer.epochs=6" in alone and "epochs=10" in alone and "trained otherwise" not in alone
+    line = _recipe_note({"tuned": {"gaussian": runs}, "paper": {"gaussian": runs}})
+    assert "2 of the tuned runs above were trained otherwise" in line and "reseed_below=0.7" in line
+    old = {"config": {"trainer": {"reseed_below": 0.0, "epochs": 6}}}  # before keep_from existed: 0, as pinned
+    assert "trained otherwise" not in _recipe_note({"tuned": {"gaussian": [old]}})
 
 
 def test_the_paired_precision_picture_is_drawn_from_its_points_and_skipped_without_any(tmp_path):

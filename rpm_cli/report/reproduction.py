@@ -15,7 +15,8 @@ from rpm_cli.atomic import write_text
 from rpm_cli.layout import METRICS_BOOKKEEPING
 from rpm_cli.errors import UserError
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (FIG1_METHODS, PRESETS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, TUNED_SHIFT, TUNING_SEEDS,
+from rpm_cli.reproduction import (FIG1_METHODS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, STUDY_RECIPES, TUNED_SHIFT,
+                                  TUNING_SEEDS,
                                   method_override)
 from rpm_cli.report.ablations import ablation_sections
 from rpm_cli.report.clica import clica_section
@@ -184,12 +185,12 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         wall += f" (Fig. 1, drawn from the tuned runs, which go first, was ready after {figure_seconds / 60:.1f} min)"
     if reused:
         wall += f"; {reused} runs were already done by an earlier invocation and are not in that time"
-    commands = "\n".join(f"rpm train {PRESETS[p]} {method_override(m)} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>"
+    commands = "\n".join(f"rpm train {STUDY_RECIPES[p]} {method_override(m)} seed=<seed> hydra.run.dir={root}/{p}/{m}/seed-<seed>"
                          for p in found for m in found[p])
     recipe_files = {"tuned": "trainer/tuned.yaml", "paper": "trainer/paper.yaml"}
     recipes = "\n\n".join(f"`configs/{recipe_files[p]}`:\n```yaml\n{(CONFIG_DIR / recipe_files[p]).read_text().strip()}\n```"
                           for p in found if p in recipe_files)
-    recipes += _differs_from_today(found)
+    recipes += _recipe_note(found)
     figure_preset = "tuned" if "tuned" in found else next(iter(found))
     batch = runs[0]["config"]["trainer"]["batch_size"]
     priors_figure = root / "figures" / "priors.png"
@@ -248,19 +249,33 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
 RECIPE_KEYS = ("reseed_below", "epochs", "keep_from")  # the trainer keys the recipe study (issue 25) changed
 
 
-def _differs_from_today(found: dict) -> str:
-    """A line for runs trained under an older default of a key the recipe files now set otherwise (the runs'
-    own configs, in their checkpoints, are what they used)."""
-    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
-    today = {key: tuned[key] for key in RECIPE_KEYS}
-    older = [run for runs in found.get("tuned", {}).values() for run in runs
-             if {key: run["config"]["trainer"].get(key, 0) for key in RECIPE_KEYS} != today]
-    if not older:
+def study_pins(preset: str = "tuned") -> dict:
+    """The trainer keys the registered study's recipe sets beyond its preset (configs/protocol.yaml `recipes`), as
+    {key: value}: the keys `trainer=tuned` changed after the study ran, at their values then."""
+    tokens = STUDY_RECIPES[preset].split()
+    return {key.removeprefix("trainer."): float(value)
+            for key, value in (t.split("=", 1) for t in tokens[1:]) if key.startswith("trainer.")}
+
+
+def _recipe_note(found: dict) -> str:
+    """What the registered study's tuned runs ran with, against today's `trainer=tuned`, and any run trained
+    otherwise (the runs' own configs, in their checkpoints, are what they used)."""
+    if "tuned" not in found:
         return ""
-    settings = sorted({", ".join(f"{k}={run['config']['trainer'].get(k, 0):g}" for k in RECIPE_KEYS) for run in older})
-    return (f"\n\n{len(older)} of the tuned runs above were trained before the recipe study set today's "
-            f"{', '.join(f'{k}={v:g}' for k, v in today.items())}: they ran with {'; '.join(settings)} (see "
-            f"RECIPE.md); each run's own config is in its checkpoint.")
+    pins = study_pins("tuned")
+    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
+    listed = lambda values: ", ".join(f"{k}={v:g}" for k, v in values.items())  # noqa: E731
+    note = (f"\n\nThe registered study's tuned runs are trained with `{STUDY_RECIPES['tuned']}` "
+            f"(configs/protocol.yaml): its recipe as it ran, {listed(pins)}. Today's `trainer=tuned`, what a plain "
+            f"`rpm train` uses, sets {listed({k: tuned[k] for k in pins})} instead (issue 25's recipe study, "
+            "confirmed on its own fresh seeds: RECIPE.md).")
+    off = [run for runs in found["tuned"].values() for run in runs
+           if {key: run["config"]["trainer"].get(key, 0) for key in pins} != pins]
+    if off:
+        settings = sorted({listed({k: run["config"]["trainer"].get(k, 0) for k in pins}) for run in off})
+        note += (f" {len(off)} of the tuned runs above were trained otherwise: they ran with {'; '.join(settings)}; "
+                 "each run's own config is in its checkpoint.")
+    return note
 
 
 def _write(root: Path, sections: list[str]) -> Path:

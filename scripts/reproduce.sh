@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make reproduce`: train every method (supervised and every prior in configs/prior/) on the reporting seeds
-# of the pre-registered study (configs/protocol.yaml: 25 seeds) under the tuned recipe (and, with
+# of the pre-registered study (configs/protocol.yaml: 25 seeds) under its tuned recipe (`recipes`: trainer=tuned
+# with the keys changed since pinned as the study ran them) (and, with
 # PRESETS="tuned paper", Fig. 1's three under Appendix D's on the first 10), evaluate them on the validation and
 # test videos, draw Fig. 1 and the priors' P(z'|z), run the second world's grid (scripts/clica_grid.sh), run
 # `rpm theory`, and write $OUT/REPORT.md. The layout and

@@ -10,7 +10,8 @@ OUT=${OUT:-outputs/reproduce}
 SEEDS=${SEEDS:-$(python -c "from rpm_cli.reproduction import RPM_PROTOCOL; print(RPM_PROTOCOL.n_seeds)")}
 JOBS=${JOBS:-2}
 # The registered recipe (configs/protocol.yaml `recipes`): the InfoNCE runs these are paired with were trained by it.
-export RECIPE=$(python -c "from rpm_cli.reproduction import RPM_PROTOCOL, STUDY_RECIPES; print(STUDY_RECIPES[RPM_PROTOCOL.preset])")
+RECIPE=$(python -c "from rpm_cli.reproduction import RPM_PROTOCOL, STUDY_RECIPES; print(STUDY_RECIPES[RPM_PROTOCOL.preset])")
+export RECIPE  # assigned first: `export X=$(...)` would hide a failure from set -e
 source scripts/reporting_seeds.sh
 mkdir -p "$OUT/logs"
 python -c "

@@ -252,9 +252,8 @@ RECIPE_KEYS = ("reseed_below", "epochs", "keep_from")  # the trainer keys the re
 def study_pins(preset: str = "tuned") -> dict:
     """The trainer keys the registered study's recipe sets beyond its preset (configs/protocol.yaml `recipes`), as
     {key: value}: the keys `trainer=tuned` changed after the study ran, at their values then."""
-    tokens = STUDY_RECIPES[preset].split()
-    return {key.removeprefix("trainer."): float(value)
-            for key, value in (t.split("=", 1) for t in tokens[1:]) if key.startswith("trainer.")}
+    pinned = OmegaConf.from_dotlist(STUDY_RECIPES[preset].split()[1:])  # the first word names the preset
+    return OmegaConf.to_container(pinned).get("trainer", {})
 
 
 def _recipe_note(found: dict) -> str:
@@ -264,7 +263,7 @@ def _recipe_note(found: dict) -> str:
         return ""
     pins = study_pins("tuned")
     tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
-    listed = lambda values: ", ".join(f"{k}={v:g}" for k, v in values.items())  # noqa: E731
+    listed = lambda values: ", ".join(f"{k}={v}" for k, v in values.items())  # noqa: E731
     note = (f"\n\nThe registered study's tuned runs are trained with `{STUDY_RECIPES['tuned']}` "
             f"(configs/protocol.yaml): its recipe as it ran, {listed(pins)}. Today's `trainer=tuned`, what a plain "
             f"`rpm train` uses, sets {listed({k: tuned[k] for k in pins})} instead (issue 25's recipe study, "
@@ -273,7 +272,8 @@ def _recipe_note(found: dict) -> str:
            if {key: run["config"]["trainer"].get(key, 0) for key in pins} != pins]
     if off:
         settings = sorted({listed({k: run["config"]["trainer"].get(k, 0) for k in pins}) for run in off})
-        note += (f" {len(off)} of the tuned runs above were trained otherwise: they ran with {'; '.join(settings)}; "
+        note += (f" {len(off)} of the tuned runs above {'was' if len(off) == 1 else 'were'} trained otherwise: "
+                 f"{'it' if len(off) == 1 else 'they'} ran with {'; '.join(settings)}; "
                  "each run's own config is in its checkpoint.")
     return note
 

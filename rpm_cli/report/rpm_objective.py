@@ -10,7 +10,7 @@ from rpm_cli import stats
 from rpm_cli.report.confidence import (PRECISE, TRACKS, _p, _precision, _verdict_words, arm_row, holm_per_family,
                                        registration_commit, success_p, success_rate, tracked)
 from rpm_cli.report.records import reporting_runs
-from rpm_cli.reproduction import PROTOCOL, RPM_PROTOCOL, rpm_dir
+from rpm_cli.reproduction import PROTOCOL, RPM_PROTOCOL, STUDY_RECIPES, rpm_dir
 
 THRESHOLD = PROTOCOL.primary_endpoint.threshold_px
 
@@ -91,7 +91,8 @@ def rpm_section(root, infonce: dict[str, list[dict]]) -> str | None:
     sigma = next(iter(cells.values()))[0]["config"]["objective"]["sigma_px"]
     lines = [f"Registered in {registration_commit('rpm_protocol.yaml')} (configs/rpm_protocol.yaml) before any "
              f"objective=rpm run on reporting seeds; `OUT={root} bash scripts/rpm_study.sh`, then `rpm report`. "
-             f"objective=rpm's defaults as written (σ = {sigma:g} px, fixed), the {RPM_PROTOCOL.preset} recipe, "
+             f"objective=rpm's defaults as written (σ = {sigma:g} px, fixed), the registered study's "
+             f"{RPM_PROTOCOL.preset} recipe (`{STUDY_RECIPES[RPM_PROTOCOL.preset]}`), "
              f"the first {n} reporting seeds; InfoNCE rows are the registered study's runs of the same prior on "
              f"the same seeds. Every ball tracked: each ball's matched error on the test video below "
              f"{THRESHOLD:g} px; q_gain: the last epoch's ELBO under the learned Q minus under Eq. 14's, nats per "

@@ -125,9 +125,9 @@ def method_sweeps(root, presets, methods, seeds, chunk: int | None = None) -> li
     return lines
 
 
-# `make ablations`: every part on tuning seeds, read on the validation video (issue 24: 10 seeds per cell). The
-# committed summaries of the recipe, beyond and choices parts predate that (3 seeds; beyond on the spent seeds
-# and the test video); the report gives each cell's n and seeds, and a part is re-run by deleting its folder.
+# `make ablations`: every part on tuning seeds, read on the validation video (issue 24: 10 seeds per cell, as
+# every committed summary has since 2026-12-02); the report gives each cell's n and seeds, and a part is re-run
+# by deleting its folder.
 ABLATION_PARTS = ("recipe", "beyond", "lengthscale", "choices")  # the order they run in by default
 ABLATION_PRIORS = ("gaussian", "linear")  # the recipe and beyond parts' priors by default
 ABLATION_RECIPES = ("tuned", "paper")  # the choices part's recipes by default

@@ -16,8 +16,7 @@ from rpm_cli.layout import METRICS_BOOKKEEPING
 from rpm_cli.errors import UserError
 from rpm_cli.readout import TRACKED_PX
 from rpm_cli.reproduction import (FIG1_METHODS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, STUDY_RECIPES, TUNED_SHIFT,
-                                  TUNING_SEEDS,
-                                  method_override)
+                                  TUNING_SEEDS, method_override)
 from rpm_cli.report.ablations import ablation_sections
 from rpm_cli.report.clica import clica_section
 from rpm_cli.report.recipe import write_recipe_report
@@ -244,9 +243,6 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
         "## Exact commands and configs\n\n```bash\n" + commands + "\nrpm evaluate run_dir=<run dir>\n```\n\n" + recipes,
     ]
     return _write(root, sections)
-
-
-RECIPE_KEYS = ("reseed_below", "epochs", "keep_from")  # the trainer keys the recipe study (issue 25) changed
 
 
 def study_pins(preset: str = "tuned") -> dict:

@@ -30,6 +30,15 @@ REPORTING_SEEDS = _seed_range(PROTOCOL.seeds.reporting)  # only reported, never 
 # The registered study's recipes: each preset's overrides as they trained its runs (PRESETS are today's, which the
 # ablations on tuning seeds use; trainer=tuned has changed since the study ran, so its changed keys are pinned).
 STUDY_RECIPES = dict(PROTOCOL.recipes)
+
+
+def study_pins(preset: str = "tuned") -> dict:
+    """The trainer keys the registered study's recipe sets beyond its preset (configs/protocol.yaml `recipes`), as
+    {key: value}: the keys `trainer=tuned` changed after the study ran, at their values then."""
+    pinned = OmegaConf.from_dotlist(STUDY_RECIPES[preset].split()[1:])  # the first word names the preset
+    return OmegaConf.to_container(pinned).get("trainer", {})
+
+
 # Everything that selects; seed 0 too, on which scripts/tune.sh's first sweeps ran.
 TUNING_SEEDS = (0, *_seed_range(PROTOCOL.seeds.tuning))
 SPENT_SEEDS = tuple(PROTOCOL.seeds.spent)  # earlier reports' reporting seeds: they saw two recipes

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The RPM-against-InfoNCE study (README, "objective=rpm"; configs/rpm_protocol.yaml): objective=rpm under each
-# registered posterior and prior, the registered study's tuned recipe, on the first N reporting seeds, evaluated; `rpm report` reads
-# $OUT/rpm/<posterior>/<prior>/seed-N beside the InfoNCE runs in $OUT/tuned/<prior>/. One `rpm train -m` sweep
+# registered posterior and prior, the registered study's tuned recipe, on the first N reporting seeds, evaluated;
+# `rpm report` reads $OUT/rpm/<posterior>/<prior>/seed-N beside the InfoNCE runs in $OUT/tuned/<prior>/. One `rpm train -m` sweep
 # per cell, JOBS cells at a time, 1 thread each; re-running skips finished runs.
 #   OUT=outputs/reproduce  SEEDS=10 (the registered count; or a list)  JOBS=2
 set -euo pipefail

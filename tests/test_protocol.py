@@ -51,8 +51,7 @@ def test_the_study_trains_each_preset_with_its_registered_recipe_not_todays_defa
     for preset, recipe in reproduction.STUDY_RECIPES.items():
         assert recipe.split()[0] == reproduction.PRESETS[preset]  # today's preset, plus pins only
     tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
-    pinned = dict(t.removeprefix("trainer.").split("=") for t in reproduction.STUDY_RECIPES["tuned"].split()[1:])
-    assert set(pinned) <= set(tuned)  # each pin names a key the recipe has
+    assert set(reproduction.study_pins("tuned")) <= set(tuned)  # each pin names a key the recipe has
     reproduction.main(["out", "--presets", "tuned", "--methods", "gaussian", "--seeds", "300 301", "--by-method"])
     (line,) = capsys.readouterr().out.splitlines()
     assert line.split()[:4] == ["tuned", "gaussian", "300,301", "out/tuned/gaussian"]

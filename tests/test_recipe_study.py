@@ -140,7 +140,8 @@ def test_the_report_names_the_registered_recipe_and_any_tuned_run_trained_otherw
     from omegaconf import OmegaConf
 
     from rpm_cli import CONFIG_DIR
-    from rpm_cli.report.reproduction import _recipe_note, study_pins
+    from rpm_cli.report.reproduction import _recipe_note
+    from rpm_cli.reproduction import study_pins
 
     pins = study_pins("tuned")
     assert pins == {"reseed_below": 0, "epochs": 6, "keep_from": 0}  # trainer=tuned as the study ran it

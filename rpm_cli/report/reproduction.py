@@ -8,15 +8,14 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from rpm_cli import CONFIG_DIR
 from rpm_cli.atomic import write_text
 from rpm_cli.layout import METRICS_BOOKKEEPING
 from rpm_cli.errors import UserError
 from rpm_cli.readout import TRACKED_PX
-from rpm_cli.reproduction import (FIG1_METHODS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, STUDY_RECIPES, TUNED_SHIFT,
-                                  TUNING_SEEDS, method_override)
+from rpm_cli.reproduction import (FIG1_METHODS, PROTOCOL, REPORTING_SEEDS, RPM_PROTOCOL, STUDY_RECIPES, TUNED,
+                                  TUNED_SHIFT, TUNING_SEEDS, method_override, study_pins)
 from rpm_cli.report.ablations import ablation_sections
 from rpm_cli.report.clica import clica_section
 from rpm_cli.report.recipe import write_recipe_report
@@ -245,24 +244,16 @@ def write_report(root, wall_seconds: float | None = None, jobs: int | None = Non
     return _write(root, sections)
 
 
-def study_pins(preset: str = "tuned") -> dict:
-    """The trainer keys the registered study's recipe sets beyond its preset (configs/protocol.yaml `recipes`), as
-    {key: value}: the keys `trainer=tuned` changed after the study ran, at their values then."""
-    pinned = OmegaConf.from_dotlist(STUDY_RECIPES[preset].split()[1:])  # the first word names the preset
-    return OmegaConf.to_container(pinned).get("trainer", {})
-
-
 def _recipe_note(found: dict) -> str:
     """What the registered study's tuned runs ran with, against today's `trainer=tuned`, and any run trained
     otherwise (the runs' own configs, in their checkpoints, are what they used)."""
     if "tuned" not in found:
         return ""
     pins = study_pins("tuned")
-    tuned = OmegaConf.load(CONFIG_DIR / "trainer" / "tuned.yaml").trainer
     listed = lambda values: ", ".join(f"{k}={v}" for k, v in values.items())  # noqa: E731
     note = (f"\n\nThe registered study's tuned runs are trained with `{STUDY_RECIPES['tuned']}` "
             f"(configs/protocol.yaml): its recipe as it ran, {listed(pins)}. Today's `trainer=tuned`, what a plain "
-            f"`rpm train` uses, sets {listed({k: tuned[k] for k in pins})} instead (issue 25's recipe study, "
+            f"`rpm train` uses, sets {listed({k: TUNED.trainer[k] for k in pins})} instead (issue 25's recipe study, "
             "confirmed on its own fresh seeds: RECIPE.md).")
     off = [run for runs in found["tuned"].values() for run in runs
            if {key: run["config"]["trainer"].get(key, 0) for key in pins} != pins]

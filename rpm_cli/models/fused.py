@@ -4,9 +4,12 @@ functions with their backward written out.
 Why by hand: autograd's graph for these few lines makes ~2x as many passes over the crops' tensors as the
 forward and backward below, and those passes were most of a training step's time besides the convolutions
 (measured). The algebra is nn.BatchNorm2d's in training mode, a sigmoid and sums; tests/test_fast_path.py
-checks z, every gradient and the running statistics against the dense pass.
+checks z, every gradient and the running statistics against the dense pass. Where rpm's CPU kernels are built
+(native.py), each stage is one or two passes of native.c instead, with the same algebra.
 """
 import torch
+
+from rpm_cli.models import native
 
 
 def _channel(v: torch.Tensor) -> torch.Tensor:
@@ -23,30 +26,49 @@ class BatchNormReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, weight, bias, own, outside, count: int, eps: float):
-        owned = y * own
-        mean = owned.sum((0, 2, 3)) / count
-        var = (owned * owned).sum((0, 2, 3)) / count - mean * mean  # own is 0 or 1: owned² = own * y²
+        lib = native.usable(y)
+        if lib:
+            own = own.contiguous()
+            total, squares = native.masked_moments(lib, y, own, y.new_zeros(y.shape[1]))
+            mean64 = total / count
+            mean, var = mean64.float(), (squares / count - mean64 * mean64).float()
+        else:
+            owned = y * own
+            mean = owned.sum((0, 2, 3)) / count
+            var = (owned * owned).sum((0, 2, 3)) / count - mean * mean  # own is 0 or 1: owned² = own * y²
         rstd = torch.rsqrt(var + eps)
         scale = weight * rstd
         shift = bias - mean * scale
-        a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside, 0.0)
+        if lib:
+            a = native.scale_shift_relu(lib, y, scale, shift, outside.view(torch.uint8))
+        else:
+            a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside, 0.0)
         ctx.save_for_backward(y, a, own, weight, mean, rstd, scale)
-        ctx.count = count
+        ctx.count, ctx.native = count, lib is not None
         ctx.mark_non_differentiable(mean, var)
         return a, shift, mean, var
 
     @staticmethod
     def backward(ctx, grad_a, grad_shift, _grad_mean, _grad_var):
         y, a, own, weight, mean, rstd, scale = ctx.saved_tensors
-        g = torch.where(a > 0, grad_a.contiguous(), 0.0)  # through the ReLU and the zeroed pixels
-        grad_bias = g.sum((0, 2, 3)) + grad_shift   # shift = bias - mean * scale
-        grad_scale = (g * y).sum((0, 2, 3)) - mean * grad_bias
+        lib = native.library() if ctx.native else None
+        if lib:
+            sum_g, sum_gy = (s.float() for s in native.relu_grad_sums(lib, grad_a, a, y))
+        else:
+            g = torch.where(a > 0, grad_a.contiguous(), 0.0)  # through the ReLU and the zeroed pixels
+            sum_g, sum_gy = g.sum((0, 2, 3)), (g * y).sum((0, 2, 3))
+        grad_bias = sum_g + grad_shift   # shift = bias - mean * scale
+        grad_scale = sum_gy - mean * grad_bias
         grad_weight = grad_scale * rstd            # scale = weight * rstd
         grad_var = grad_scale * weight * -0.5 * rstd ** 3
         grad_mean = -scale * grad_bias - 2 * mean * grad_var  # var = E[own y²] - mean²
         # mean = Σ own y / count, var's first term = Σ own y² / count
-        grad_y = (y * _channel(2 * grad_var / ctx.count)).add_(_channel(grad_mean / ctx.count)).mul_(own)
-        grad_y.addcmul_(g, _channel(scale))
+        if lib:
+            grad_y = native.batchnorm_relu_grad(lib, grad_a, a, y, own, 2 * grad_var / ctx.count,
+                                                grad_mean / ctx.count, scale)
+        else:
+            grad_y = (y * _channel(2 * grad_var / ctx.count)).add_(_channel(grad_mean / ctx.count)).mul_(own)
+            grad_y.addcmul_(g, _channel(scale))
         return grad_y, grad_weight, grad_bias, None, None, None, None
 
 
@@ -56,12 +78,21 @@ class MaskedMoments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, own, shift):
+        lib = native.usable(y)
+        ctx.native = lib is not None
+        if lib:
+            own = own.contiguous()
+            ctx.save_for_backward(y, own, shift)
+            return tuple(s.float() for s in native.masked_moments(lib, y, own, shift))
         d = (y - _channel(shift)).mul_(own)
         ctx.save_for_backward(d, own)
         return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3))
 
     @staticmethod
     def backward(ctx, grad_total, grad_squares):
+        if ctx.native:
+            y, own, shift = ctx.saved_tensors
+            return native.masked_moments_grad(native.library(), y, own, shift, grad_total, grad_squares), None, None
         d, own = ctx.saved_tensors
         grad_y = (d * _channel(2 * grad_squares)).add_(own * _channel(grad_total))
         return grad_y, None, None
@@ -73,6 +104,13 @@ class SigmoidDifferenceSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, scale, shift, background, own):
+        lib = native.usable(y)
+        ctx.native = lib is not None
+        if lib:
+            own = own.contiguous()
+            maps = native.scale_shift(lib, y, scale, shift).sigmoid_()  # torch's vectorised sigmoid
+            ctx.save_for_backward(y, maps, own, scale)
+            return native.difference_sums(lib, maps, background, own)
         maps = (y * _channel(scale)).add_(_channel(shift)).sigmoid_()
         d = (maps - background).mul_(own)
         ctx.save_for_backward(y, maps, own, scale)
@@ -81,6 +119,10 @@ class SigmoidDifferenceSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_cols, grad_rows):
         y, maps, own, scale = ctx.saved_tensors
+        if ctx.native:
+            grad_y, grad_background, sum_pre, sum_pre_y = native.sigmoid_difference_grad(
+                native.library(), grad_cols, grad_rows, maps, y, own, scale)
+            return grad_y, sum_pre_y.float(), sum_pre.float(), grad_background, None
         grad_d = (grad_cols[:, :, None, :] + grad_rows[:, :, :, None]).mul_(own)
         grad_pre = grad_d * maps * (1 - maps)
         return (grad_pre * _channel(scale), (grad_pre * y).sum((0, 2, 3)), grad_pre.sum((0, 2, 3)), -grad_d,

@@ -21,6 +21,8 @@ LATEST = list(CONFIRMATIONS)[-1]
 CHECK_SEEDS = tuple(RECIPE_PROTOCOL.check_seeds)
 # The baseline is the default recipe as it was before any remedy, whatever trainer=tuned holds later.
 BASELINE_OVERRIDES = "trainer.reseed_below=0 trainer.epochs=6 trainer.keep_from=0"
+# The arithmetic every run of the study was trained with (before rpm had its CPU kernels): re-runs give them back.
+ARITHMETIC = "encoder.kernels=torch"
 # Once a recipe is frozen in trainer=tuned: the default as committed, on its fresh reporting seeds.
 CONFIRMATION = "confirmation"
 
@@ -92,14 +94,14 @@ def sweeps(root, candidate: str, priors) -> list[str]:
     the candidate's overrides."""
     if candidate == CONFIRMATION:  # the target prior only, under the default recipe as committed, on the last
         seeds = CONFIRMATIONS[LATEST]  # frozen recipe's seeds; two halves, so that two jobs share the work
-        return [f"{P.target.prior} {','.join(map(str, part))} {confirmation_dir(root, LATEST, P.target.prior)}"
+        return [f"{P.target.prior} {','.join(map(str, part))} {confirmation_dir(root, LATEST, P.target.prior)} {ARITHMETIC}"
                 for part in (seeds[:len(seeds) // 2], seeds[len(seeds) // 2:])]
     lines = []
     for prior in priors:
         seeds = baseline_seeds(root, prior) if candidate == RECIPE_PROTOCOL.baseline else list(RECIPE_SEEDS)
         if seeds:
             lines.append(f"{prior} {','.join(map(str, seeds))} {recipe_dir(root, candidate, prior)} "
-                         f"{overrides(candidate)}")
+                         f"{overrides(candidate)} {ARITHMETIC}")
     return lines
 
 

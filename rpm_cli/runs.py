@@ -32,7 +32,7 @@ from rpm_cli.models.model import Model
 # the data and encoder ones are keys of the balls and com_cnn.
 ADDED_KEYS = {
     "data": {"val_seed": 2000, "val_frames": 300, "background": "black", "antialias": True},
-    "encoder": {"map_bias_init": 0.0, "skip_background": True, "latent_units": "image"},
+    "encoder": {"map_bias_init": 0.0, "skip_background": True, "latent_units": "image", "kernels": "torch"},
     "trainer": {"restarts": 1, "restart_epochs": 2, "batchnorm_batch": "joint", "reseed_below": 0.0,
                 "keep_from": 0},
     "logger": {"name": "jsonl"},

@@ -8,8 +8,9 @@ process start, and that setting is part of what is measured):
   default allocator;
 * plain eager + rpm allocator: the same step with the allocator settings `rpm` runs under;
 * rpm: the project's real training step (rpm_cli.models.model.Model) as `rpm train` runs it, which computes
-  only near the balls, from crops found once per video (rpm_cli/models/sparse.py); and the same step through
-  the encoder's dense pass;
+  only near the balls, from crops found once per video (rpm_cli/models/sparse.py), with rpm's CPU kernels
+  (rpm_cli/models/native.c); the same step with torch's operations instead (RPM_NATIVE=0); and the same step
+  through the encoder's dense pass;
 * the anchor: the plain eager step on a tensor packed with only the active area (the pixels of the batch's
   active tiles, as one square per frame): what the same dense kernels cost on just the pixels that matter;
 * video generation (simulate + render, no cache), `rpm evaluate` on a full-size run (scores only, and the
@@ -19,6 +20,7 @@ process start, and that setting is part of what is measured):
   sweep of RUNS_PER_LANE seeds, every phase included (start-up, videos, training, evaluation).
 
 Prints a table and ends with `background_skipping_speedup=<ratio>` (rpm vs its dense pass),
+`native_kernels_speedup=<ratio>` (rpm's kernels vs torch's operations in the same step),
 `step_vs_anchor=<ratio>` (rpm's step time over the anchor's), `train_speedup_vs_eager=<ratio>` (rpm vs plain
 eager) and `runs_per_hour=<n>`.
 """
@@ -46,7 +48,8 @@ JOBS, RUNS_PER_LANE = 2, 2
 PAPER = ["experiment=paper", "data.n_frames=900", "data.image_size=256", "trainer.batch_size=30", "trainer.progress=false"]
 
 
-def paper_cfg(*extra):
+def compose_train(*overrides):
+    """`rpm train`'s config with these overrides, as the CLI composes it."""
     from hydra import compose, initialize_config_dir
 
     from rpm_cli import CONFIG_DIR
@@ -54,7 +57,16 @@ def paper_cfg(*extra):
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=[*PAPER, *extra])
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def paper_cfg(*extra):
+    return compose_train(*PAPER, *extra)
+
+
+def default_trainer():
+    """The default recipe's trainer settings (`rpm train` with no overrides)."""
+    return compose_train().trainer
 
 
 def batch_index(n_frames=900):
@@ -92,7 +104,8 @@ def child(kind: str) -> dict:
     elif kind == "anchor":
         from rpm_cli.models import sparse
 
-        active = int(sparse.active_tiles(torch.from_numpy(video.frames)[index]).sum()) * sparse.TILE ** 2
+        tile = sparse.TILE[cfg.encoder.kernels]
+        active = int(sparse.active_tiles(torch.from_numpy(video.frames)[index], tile).sum()) * tile ** 2
         side = round((active / len(index)) ** 0.5)
         step = PlainEagerStep()
         packed = torch.rand(len(index), 3, side, side, generator=torch.Generator().manual_seed(0))
@@ -184,8 +197,8 @@ def runs_per_hour(out: Path, cache: Path) -> dict:
     return {"wall": wall, "runs": len(seeds), "runs_per_hour": len(seeds) * 3600 / wall}
 
 
-def run_child(kind: str, fast_allocator: bool) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in allocator.FAST_ALLOCATOR_ENV}
+def run_child(kind: str, fast_allocator: bool, **extra_env: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in allocator.FAST_ALLOCATOR_ENV} | extra_env
     if fast_allocator:
         env = allocator.environment(env)
     out = subprocess.run([sys.executable, __file__, "--child", kind], env=env, capture_output=True, text=True)
@@ -207,13 +220,16 @@ def main() -> None:
     plain_fast = run_child("plain", fast_allocator=True)
     anchor = run_child("anchor", fast_allocator=True)
     rpm = run_child("rpm", fast_allocator=True)
+    rpm_torch = run_child("rpm", fast_allocator=True, RPM_NATIVE="0")
     rpm_dense = run_child("rpm-dense", fast_allocator=True)
     epoch = run_child("epoch", fast_allocator=True)
     evaluate = run_child(f"evaluate:{epoch['run_dir']}", fast_allocator=True)
     with tempfile.TemporaryDirectory() as tmp:
         single = default_run(Path(tmp), Path(tmp) / "cache")
         lanes = runs_per_hour(Path(tmp), Path(tmp) / "cache-lanes")
-    steps_per_run = 30 * (899 // BATCH_PAIRS)
+    trainer = default_trainer()
+    epochs_per_run = (trainer.restarts - 1) * trainer.restart_epochs + trainer.epochs
+    steps_per_run = epochs_per_run * (899 // BATCH_PAIRS)
     phases = single["restarts"] + single["continued"] + evaluate["seconds"] + evaluate["pictures_seconds"]
     ms = "ms/step"
     rows = [
@@ -222,9 +238,12 @@ def main() -> None:
         ("anchor: plain eager on the active area only", f"{anchor['seconds'] * 1e3:.0f} {ms}",
          f"60 x 3 x {anchor['side']}² ({anchor['fraction']:.1%} of the pixels), rpm allocator"),
         ("rpm training step, dense pass", f"{rpm_dense['frames_per_s']:.0f} frames/s", f"{rpm_dense['seconds'] * 1e3:.0f} {ms}"),
+        ("rpm training step, torch's operations (RPM_NATIVE=0)", f"{rpm_torch['frames_per_s']:.0f} frames/s",
+         f"{rpm_torch['seconds'] * 1e3:.0f} {ms}"),
         ("rpm training step", f"{rpm['frames_per_s']:.0f} frames/s", f"{rpm['seconds'] * 1e3:.0f} {ms}"),
         ("crops of a 900-frame video (once per run)", f"{rpm['prepare_seconds']:.2f} s", ""),
-        ("30-epoch run at rpm step speed", f"{steps_per_run * rpm['seconds'] / 60:.1f} min", f"{steps_per_run} steps"),
+        (f"{epochs_per_run} epochs (the default recipe) at rpm's step speed", f"{steps_per_run * rpm['seconds']:.1f} s",
+         f"{steps_per_run} steps"),
         ("one full epoch via train()", f"{epoch['seconds']:.1f} s", "incl. video load"),
         ("video generation (900 x 256²)", f"{video['seconds']:.2f} s", "simulate + render"),
         ("rpm evaluate, full-size run: scores", f"{evaluate['seconds']:.1f} s", "2 encoders, 3 videos"),
@@ -241,6 +260,7 @@ def main() -> None:
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>14}  {note}")
     print(f"background_skipping_speedup={rpm['frames_per_s'] / rpm_dense['frames_per_s']:.2f}")
+    print(f"native_kernels_speedup={rpm_torch['seconds'] / rpm['seconds']:.2f}")
     print(f"step_vs_anchor={rpm['seconds'] / anchor['seconds']:.2f}")
     print(f"train_speedup_vs_eager={rpm['frames_per_s'] / plain['frames_per_s']:.2f}")
     print(f"runs_per_hour={lanes['runs_per_hour']:.0f}")

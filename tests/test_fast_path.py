@@ -35,9 +35,9 @@ def test_rpm_step_matches_plain_eager_reference(tiny_cfg):
     assert torch.allclose(model.prior.log_lengthscale.grad, plain.log_lengthscale.grad, rtol=1e-4, atol=1e-7)
 
 
-def _sparse_and_dense(seed=0):
+def _sparse_and_dense(seed=0, kernels="native"):
     torch.manual_seed(seed)
-    fast = CentreOfMassEncoder(n_maps=3, map_bias_init=-2.0)
+    fast = CentreOfMassEncoder(n_maps=3, map_bias_init=-2.0, kernels=kernels)
     with torch.no_grad():  # away from the default init, so that every term of the gradient matters
         for p in fast.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -79,8 +79,8 @@ def test_background_skipping_pass_equals_the_dense_pass_on_paper_size_frames():
                         "heading_noise_deg": 2.0, "seed": 0, "cache_dir": None}, seed=0, n_frames=12)
     frames = torch.from_numpy(video.frames)
     fast, dense = _sparse_and_dense()
-    tiles = int(sparse.active_tiles(frames).sum())
-    assert tiles < 0.15 * 12 * (256 // sparse.TILE) ** 2  # the point of it: most tiles are skipped
+    tiles = int(sparse.active_tiles(frames, fast.tile).sum())
+    assert tiles < 0.15 * 12 * (256 // fast.tile) ** 2  # the point of it: most tiles are skipped
     _assert_same_step(fast, dense, frames)
 
 
@@ -143,11 +143,12 @@ def test_small_crops_that_overlap_and_leave_tiles_to_later_rounds_give_the_same_
     video = load_video({"n_frames": 8, "image_size": 64, "n_balls": 3, "ball_diameter": 12, "step": 12,
                         "heading_noise_deg": 2.0, "seed": 3, "cache_dir": None}, seed=3, n_frames=8)
     frames = torch.from_numpy(video.frames)
-    frame, top, left, owned = sparse.place_crops(sparse.active_tiles(frames), side=2)
-    assert len(frame) > 3 * len(frames)  # more than one crop per ball
-    assert int(owned.sum()) == int(sparse.active_tiles(frames).sum())  # every active tile owned exactly once
     fast, dense = _sparse_and_dense()
-    fast.crop_tiles = 2
+    fast.crop_tiles = 16 // fast.tile  # 16-px crops, with the 2-px halo read as wide as rpm's kernels need
+    active = sparse.active_tiles(frames, fast.tile)
+    frame, top, left, owned = sparse.place_crops(active, side=fast.crop_tiles)
+    assert len(frame) > 3 * len(frames)  # more than one crop per ball
+    assert int(owned.sum()) == int(active.sum())  # every active tile owned exactly once
     _assert_same_step(fast, dense, frames)
 
 
@@ -157,8 +158,8 @@ def test_a_videos_crop_index_gives_each_batch_the_crops_of_its_frames():
                         "heading_noise_deg": 2.0, "seed": 3, "cache_dir": None}, seed=3, n_frames=30)
     frames = torch.from_numpy(video.frames)
     index = torch.tensor([7, 2, 29, 2, 15, 0])
-    crops = sparse.CropIndex(frames, side=3, chunk=8).batch(index)
-    direct = sparse.crops_of(frames[index], side=3)
+    crops = sparse.CropIndex(frames, side=3, tile=8, chunk=8).batch(index)
+    direct = sparse.crops_of(frames[index], side=3, tile=8)
     for name in ("frame", "top", "left", "owned", "pixels", "class_pixels"):
         assert torch.equal(getattr(crops, name), getattr(direct, name)), name
     fast, dense = _sparse_and_dense()

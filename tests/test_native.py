@@ -56,9 +56,10 @@ def _stages(y1, y2, own1, own2, outside, grads):
     weight, bias = torch.tensor([1.5, 0.5, 2.0]).requires_grad_(), torch.tensor([0.1, -0.2, 0.3]).requires_grad_()
     scale, shift = torch.tensor([0.7, -1.2, 0.9]).requires_grad_(), torch.tensor([-2.0, 0.5, 0.0]).requires_grad_()
     background = _random(*y2.shape, seed=7).sigmoid().requires_grad_()
-    a, shift1, _, _ = fused.BatchNormReLU.apply(leaves[0], weight, bias, own1, outside, 10 * y1[0, 0].numel(), 1e-5)
-    total, squares = fused.MaskedMoments.apply(leaves[1], own2, shift.detach())
-    cols, rows = fused.SigmoidDifferenceSums.apply(leaves[1], scale, shift, background, own2)
+    a, shift1, _, _ = fused.BatchNormReLU.apply(leaves[0], weight, bias, own1, outside, 10 * y1[0, 0].numel(), 1e-5,
+                                                True)
+    total, squares = fused.MaskedMoments.apply(leaves[1], own2, shift.detach(), True)
+    cols, rows = fused.SigmoidDifferenceSums.apply(leaves[1], scale, shift, background, own2, True)
     outputs = [a, shift1, total, squares, cols, rows]
     loss = sum((o * g).sum() for o, g in zip(outputs, grads))
     inputs = [*leaves, weight, bias, scale, shift, background]
@@ -113,6 +114,33 @@ def test_the_encoder_step_with_rpms_kernels_equals_the_dense_pass():
     for k in range(6):
         frames[k, k % 3, 5 + 7 * k: 17 + 7 * k, 3 + 8 * k: 20 + 8 * k] = 60 + 30 * k
     _assert_same_step(fast, dense, frames)
+
+
+def _paper_size_frames(n=6):
+    from rpm_cli.data.balls import load_video
+
+    video = load_video({"n_frames": n, "image_size": 256, "n_balls": 3, "ball_diameter": 32, "step": 32,
+                        "heading_noise_deg": 2.0, "seed": 0, "cache_dir": None}, seed=0, n_frames=n)
+    return torch.from_numpy(video.frames)
+
+
+def test_encoder_kernels_torch_takes_torchs_operations_on_8_pixel_tiles(monkeypatch):
+    """The arithmetic of the runs trained before rpm had its kernels (the registered study's)."""
+    def refuse(*args):
+        raise AssertionError("encoder.kernels=torch called rpm's kernels")
+
+    monkeypatch.setattr(native, "_call", refuse)
+    fast, dense = _sparse_and_dense(kernels="torch")
+    assert fast.tile == 8
+    _assert_same_step(fast, dense, _paper_size_frames())
+
+
+def test_both_arithmetics_give_the_same_step_to_float_rounding():
+    frames = _paper_size_frames()
+    ours, _ = _sparse_and_dense(kernels="native")
+    theirs, _ = _sparse_and_dense(kernels="torch")
+    assert ours.tile == 2
+    _assert_same_step(ours, theirs, frames)
 
 
 def test_without_the_kernels_the_sparse_pass_is_torchs_own(torch_only):

@@ -71,7 +71,7 @@ def test_the_pinned_recipe_composes_to_the_recipe_the_study_ran_with():
                "batchnorm_batch": "joint", "device": "auto", "threads": 0, "progress": True}
     assert OmegaConf.to_container(cfg.trainer) == trainer
     encoder = {"name": "com_cnn", "hidden_channels": 6, "n_maps": 3, "map_bias_init": -6.0, "skip_background": True,
-               "latent_units": "image"}
+               "latent_units": "image", "kernels": "torch"}
     assert {key: cfg.encoder[key] for key in encoder} == encoder
     assert (cfg.prior.lengthscale, cfg.prior.learn_lengthscale, cfg.objective.name) == (32, True, "infonce")
     assert (cfg.data.n_frames, cfg.data.image_size, cfg.data.n_balls, cfg.data.ball_diameter) == (900, 256, 3, 32)
@@ -79,6 +79,6 @@ def test_the_pinned_recipe_composes_to_the_recipe_the_study_ran_with():
 
 def test_the_recipe_studys_baseline_is_the_registered_studys_recipe():
     # Two layers that may not import each other name the same recipe (the default before any remedy).
-    from rpm_cli.recipe_study import BASELINE_OVERRIDES
+    from rpm_cli.recipe_study import ARITHMETIC, BASELINE_OVERRIDES
 
-    assert reproduction.STUDY_RECIPES["tuned"] == f"trainer=tuned {BASELINE_OVERRIDES}"
+    assert reproduction.STUDY_RECIPES["tuned"] == f"trainer=tuned {BASELINE_OVERRIDES} {ARITHMETIC}"

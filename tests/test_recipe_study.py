@@ -42,9 +42,10 @@ def test_the_baseline_runs_where_the_conditional_candidate_fired_or_has_not_run(
     (recipe_dir(tmp_path, "reseed", "gaussian") / "seed-11" / "evaluation.json").write_text("{}")
     (line,) = sweeps(tmp_path, "default", ["gaussian"])
     assert line.split()[:2] == ["gaussian", f"12,20,{RECIPE_SEEDS[-1]}"]
-    assert line.endswith("trainer.reseed_below=0 trainer.epochs=6 trainer.keep_from=0")  # the recipe before any remedy
+    # the recipe before any remedy, in the arithmetic the study's runs were trained with
+    assert line.endswith("trainer.reseed_below=0 trainer.epochs=6 trainer.keep_from=0 encoder.kernels=torch")
     (line,) = sweeps(tmp_path, "reseed", ["gaussian"])
-    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.125 trainer.epochs=6 trainer.keep_from=0")
+    assert line.split()[1] == ",".join(map(str, RECIPE_SEEDS)) and line.endswith("trainer.reseed_below=0.125 trainer.epochs=6 trainer.keep_from=0 encoder.kernels=torch")
     _metrics(recipe_dir(tmp_path, "reseed50", "gaussian") / "seed-30", reseeded=True)  # a second conditional
     assert baseline_seeds(tmp_path, "gaussian") == sorted({12, 20, 30, *RECIPE_SEEDS})  # its other seeds: not run
     assert baseline_seeds(tmp_path, "laplace") == list(RECIPE_SEEDS)
@@ -114,7 +115,9 @@ def test_no_study_runs_no_recipe_report(tmp_path):
 
 def test_the_confirmation_runs_the_committed_default_on_the_last_frozen_recipes_seeds(tmp_path):
     lines = sweeps(tmp_path, recipe_study.CONFIRMATION, ["gaussian", "laplace"])
-    assert all(line.split()[0] == RECIPE_PROTOCOL.target.prior and len(line.split()) == 3 for line in lines)
+    # the target prior, in the arithmetic the committed confirmation runs were trained with
+    assert all(line.split()[0] == RECIPE_PROTOCOL.target.prior and line.split()[3:] == [recipe_study.ARITHMETIC]
+               for line in lines)
     assert all(line.split()[2].endswith(f"recipe_confirmation/{LATEST}/gaussian") for line in lines)
     seeds = [int(s) for line in lines for s in line.split()[1].split(",")]
     assert seeds == list(CONFIRMATIONS[LATEST])

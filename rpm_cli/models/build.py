@@ -39,6 +39,6 @@ def build_encoder(encoder_cfg, dataset) -> Encoder:
 def batch_source(encoder: Encoder, observations: torch.Tensor):
     """index -> the encoder's input for those observations: their crops, found once for the whole video
     (sparse.CropIndex), when the encoder takes the background-skipping pass; else the observations themselves."""
-    if encoder.skip_background and sparse.frames_fit(observations):
-        return sparse.crop_index(observations, encoder.crop_tiles).batch
+    if encoder.skip_background and sparse.frames_fit(observations, encoder.tile):
+        return sparse.crop_index(observations, encoder.crop_tiles, encoder.tile).batch
     return lambda index: observations[index]

@@ -60,15 +60,16 @@ class CentreOfMassEncoder(Encoder):
     reads = "image"
     keys: ClassVar[dict[str, Domain]] = {
         "hidden_channels": integer(1, 256), "n_maps": integer(1, MAX_MAPS), "map_bias_init": number(-50, 50),
-        "skip_background": BOOLEAN, "latent_units": one_of(*LATENT_UNITS)}
+        "skip_background": BOOLEAN, "latent_units": one_of(*LATENT_UNITS), "kernels": one_of(*sparse.TILE)}
 
     def __init__(self, n_maps: int = 3, hidden_channels: int = 6, map_bias_init: float = 0.0,
-                 skip_background: bool = True, latent_units: str = "image", dataset=None):
+                 skip_background: bool = True, latent_units: str = "image", kernels: str = "native", dataset=None):
         super().__init__()
-        in_channels, crop_tiles = 3, sparse.crop_tiles(32)
+        self.kernels, self.tile = kernels, sparse.TILE[kernels]  # the background-skipping pass's arithmetic
+        in_channels, crop_tiles = 3, sparse.crop_tiles(32, self.tile)
         if dataset is not None:  # built from a config: the balls' size and background decide the fast pass
             in_channels = dataset.observation_shape[0]
-            crop_tiles = sparse.crop_tiles(getattr(dataset, "ball_diameter", 32))
+            crop_tiles = sparse.crop_tiles(getattr(dataset, "ball_diameter", 32), self.tile)
             # The background-skipping pass is exact on black frames; other backgrounds take the dense pass.
             skip_background = skip_background and getattr(dataset, "background", None) == "black"
         self.n_maps = n_maps

@@ -4,8 +4,8 @@ functions with their backward written out.
 Why by hand: autograd's graph for these few lines makes ~2x as many passes over the crops' tensors as the
 forward and backward below, and those passes were most of a training step's time besides the convolutions
 (measured). The algebra is nn.BatchNorm2d's in training mode, a sigmoid and sums; tests/test_fast_path.py
-checks z, every gradient and the running statistics against the dense pass. Where rpm's CPU kernels are built
-(native.py), each stage is one or two passes of native.c instead, with the same algebra.
+checks z, every gradient and the running statistics against the dense pass. With `kernels` (encoder.kernels=native)
+and rpm's CPU kernels built (native.py), each stage is one or two passes of native.c instead, the same algebra.
 """
 import torch
 
@@ -25,8 +25,8 @@ class BatchNormReLU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, y, weight, bias, own, outside, count: int, eps: float):
-        lib = native.usable(y)
+    def forward(ctx, y, weight, bias, own, outside, count: int, eps: float, kernels: bool):
+        lib = native.usable(kernels, y)
         if lib:
             own = own.contiguous()
             total, squares = native.masked_moments(lib, y, own, y.new_zeros(y.shape[1]))
@@ -69,7 +69,7 @@ class BatchNormReLU(torch.autograd.Function):
         else:
             grad_y = (y * _channel(2 * grad_var / ctx.count)).add_(_channel(grad_mean / ctx.count)).mul_(own)
             grad_y.addcmul_(g, _channel(scale))
-        return grad_y, grad_weight, grad_bias, None, None, None, None
+        return grad_y, grad_weight, grad_bias, None, None, None, None, None
 
 
 class MaskedMoments(torch.autograd.Function):
@@ -77,8 +77,8 @@ class MaskedMoments(torch.autograd.Function):
     constant."""
 
     @staticmethod
-    def forward(ctx, y, own, shift):
-        lib = native.usable(y)
+    def forward(ctx, y, own, shift, kernels: bool):
+        lib = native.usable(kernels, y)
         ctx.native = lib is not None
         if lib:
             own = own.contiguous()
@@ -92,10 +92,10 @@ class MaskedMoments(torch.autograd.Function):
     def backward(ctx, grad_total, grad_squares):
         if ctx.native:
             y, own, shift = ctx.saved_tensors
-            return native.masked_moments_grad(native.library(), y, own, shift, grad_total, grad_squares), None, None
+            return native.masked_moments_grad(native.library(), y, own, shift, grad_total, grad_squares), None, None, None
         d, own = ctx.saved_tensors
         grad_y = (d * _channel(2 * grad_squares)).add_(own * _channel(grad_total))
-        return grad_y, None, None
+        return grad_y, None, None, None
 
 
 class SigmoidDifferenceSums(torch.autograd.Function):
@@ -103,8 +103,8 @@ class SigmoidDifferenceSums(torch.autograd.Function):
     (n, M, s) each."""
 
     @staticmethod
-    def forward(ctx, y, scale, shift, background, own):
-        lib = native.usable(y)
+    def forward(ctx, y, scale, shift, background, own, kernels: bool):
+        lib = native.usable(kernels, y)
         ctx.native = lib is not None
         if lib:
             own = own.contiguous()
@@ -122,8 +122,8 @@ class SigmoidDifferenceSums(torch.autograd.Function):
         if ctx.native:
             grad_y, grad_background, sum_pre, sum_pre_y = native.sigmoid_difference_grad(
                 native.library(), grad_cols, grad_rows, maps, y, own, scale)
-            return grad_y, sum_pre_y.float(), sum_pre.float(), grad_background, None
+            return grad_y, sum_pre_y.float(), sum_pre.float(), grad_background, None, None
         grad_d = (grad_cols[:, :, None, :] + grad_rows[:, :, :, None]).mul_(own)
         grad_pre = grad_d * maps * (1 - maps)
         return (grad_pre * _channel(scale), (grad_pre * y).sum((0, 2, 3)), grad_pre.sum((0, 2, 3)), -grad_d,
-                None)
+                None, None)

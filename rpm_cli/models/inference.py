@@ -11,7 +11,7 @@ def batches(encoder: torch.nn.Module, frames: np.ndarray, batch_size: int):
     the encoder skips the background, else the frames."""
     video = torch.from_numpy(frames)
     if getattr(encoder, "skip_background", False) and sparse.applies(encoder, video):
-        index = sparse.crop_index(video, encoder.crop_tiles)
+        index = sparse.crop_index(video, encoder.crop_tiles, encoder.tile)
         return (index.batch(torch.arange(i, min(i + batch_size, len(video))))
                 for i in range(0, len(video), batch_size))
     return (video[i:i + batch_size] for i in range(0, len(video), batch_size))

@@ -131,9 +131,10 @@ class _Conv3x3(torch.autograd.Function):
         return grad_x, grad_w
 
 
-def conv3x3(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """F.conv2d(x, w) for a (O, C, 3, 3) kernel without padding, by rpm's kernels where they apply."""
-    fits = (x.device.type == "cpu" and x.dtype == w.dtype == torch.float32 and x.is_contiguous()
+def conv3x3(x: torch.Tensor, w: torch.Tensor, kernels: bool = True) -> torch.Tensor:
+    """F.conv2d(x, w) for a (O, C, 3, 3) kernel without padding, by rpm's kernels where they apply (and
+    `kernels`)."""
+    fits = kernels and (x.device.type == "cpu" and x.dtype == w.dtype == torch.float32 and x.is_contiguous()
             and w.shape[-2:] == (3, 3) and max(w.shape[0], x.shape[1]) <= MAX_OUT and x.shape[-1] >= MIN_WIDTH
             and x.shape[-2] >= 3)
     if not fits or library() is None:
@@ -141,9 +142,9 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return _Conv3x3.apply(x, w)
 
 
-def usable(*tensors: torch.Tensor):
-    """The kernels, if built and these are contiguous float32 CPU tensors; else None."""
-    if all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
+def usable(kernels: bool, *tensors: torch.Tensor):
+    """The kernels, if wanted (`kernels`), built, and these are contiguous float32 CPU tensors; else None."""
+    if kernels and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
         return library()
     return None
 

@@ -13,10 +13,13 @@ Why crops: the active tiles are computed inside square crops of 20x20 tiles, one
 with a 2-pixel halo. Convolutions over a few hundred 44x44 crops run ~2x faster than over thousands of small
 windows, one per tile, and the halo costs far less (measured; laying crops side by side in wider images
 gained nothing). Each active tile is owned by exactly one crop (the first that covers it); the rest of a crop
-is computed but not counted. Why 2-pixel tiles: a crop then fits a ball more tightly than with 8-pixel ones
-(5,900 pixels a frame at paper size against 8,900) and rpm's kernels (native.py) made the step cost follow
-the pixels: 53 against 73 ms a step on one thread; 1-pixel tiles saved a little more a step but took 2.7x as
-long to find a video's crops (measured).
+is computed but not counted.
+
+Tiles of 2 pixels with rpm's kernels (encoder.kernels=native, native.py): a crop then fits a ball more tightly
+than with 8-pixel ones (5,900 pixels a frame at paper size against 8,900), and with those kernels the step's
+cost follows the pixels: 53 against 73 ms a step on one thread; 1-pixel tiles saved a little more a step but
+took 2.7x as long to find a video's crops (measured). encoder.kernels=torch takes torch's operations on
+8-pixel tiles: the arithmetic of every run trained before rpm had its kernels, which it gives back bit for bit.
 """
 import math
 from collections import OrderedDict
@@ -27,32 +30,32 @@ import torch.nn.functional as F
 
 from rpm_cli.models import fused, native
 
-TILE = 2    # pixels; three 32-px balls with their 2-px halo touch ~6% of the tiles of a 256x256 frame
+TILE = {"native": 2, "torch": 8}  # pixels a tile, by encoder.kernels
 HALO = 2    # two 3x3 convolutions, each sees 1 pixel further
 
 
-def crop_tiles(ball_diameter: int) -> int:
+def crop_tiles(ball_diameter: int, tile: int) -> int:
     """Crop side in tiles that holds one ball of this diameter with its antialiased edge and halo, wherever
     the ball sits relative to the tile grid. Any side gives the same numbers; this one is fastest."""
-    return math.ceil((ball_diameter + 2 + 2 * HALO) / TILE) + 1
+    return math.ceil((ball_diameter + 2 + 2 * HALO) / tile) + 1
 
 
-def frames_fit(frames: torch.Tensor) -> bool:
-    """uint8 frames whose sides are a multiple of TILE."""
+def frames_fit(frames: torch.Tensor, tile: int) -> bool:
+    """uint8 frames whose sides are a multiple of the tile."""
     h, w = frames.shape[-2:]
-    return frames.dtype == torch.uint8 and h % TILE == 0 and w % TILE == 0
+    return frames.dtype == torch.uint8 and h % tile == 0 and w % tile == 0
 
 
 def applies(encoder, frames: torch.Tensor) -> bool:
     """The encoder as built (no conv bias) on frames that fit."""
-    return frames_fit(frames) and encoder.conv1.bias is None and encoder.conv2.bias is None
+    return frames_fit(frames, encoder.tile) and encoder.conv1.bias is None and encoder.conv2.bias is None
 
 
-def active_tiles(frames: torch.Tensor) -> torch.Tensor:
-    """(B, H / TILE, W / TILE) bool: tiles with a lit pixel within HALO of them."""
+def active_tiles(frames: torch.Tensor, tile: int) -> torch.Tensor:
+    """(B, H / tile, W / tile) bool: tiles with a lit pixel within HALO of them."""
     lit = F.pad(frames.amax(dim=1), (HALO,) * 4)  # (B, H + 4, W + 4)
-    size = TILE + 2 * HALO
-    return lit.unfold(1, size, TILE).amax(-1).unfold(2, size, TILE).amax(-1) > 0
+    size = tile + 2 * HALO
+    return lit.unfold(1, size, tile).amax(-1).unfold(2, size, tile).amax(-1) > 0
 
 
 def place_crops(active: torch.Tensor, side: int) -> tuple:
@@ -151,7 +154,7 @@ def _affine(bn, mean: torch.Tensor, var: torch.Tensor) -> tuple:
     return scale, bn.bias - mean * scale
 
 
-def _layer_stats(bn, y: torch.Tensor, own: torch.Tensor, count: int, background: tuple) -> tuple:
+def _layer_stats(bn, y: torch.Tensor, own: torch.Tensor, count: int, background: tuple, kernels: bool) -> tuple:
     """Training-mode BatchNorm (scale, shift) of `count` pixels per channel: `y` where `own` is 1, and
     elsewhere the background (values (C, 3, 3), pixels per class (3, 3)).
     Updates the running statistics as nn.BatchNorm2d does. Eval mode uses the running statistics."""
@@ -161,7 +164,7 @@ def _layer_stats(bn, y: torch.Tensor, own: torch.Tensor, count: int, background:
     # mean and centred variance, without cancellation when the background dominates.
     values, pixels = background
     shift = values[:, 1, 1].detach()
-    total, squares = fused.MaskedMoments.apply(y, own, shift)
+    total, squares = fused.MaskedMoments.apply(y, own, shift, kernels)
     centred = values - _channel(shift)
     total = total + (centred * pixels).sum((1, 2))
     squares = squares + (centred ** 2 * pixels).sum((1, 2))
@@ -178,11 +181,12 @@ class Crops:
     n_frames: int
     height: int
     width: int
+    tile: int                   # pixels
     frame: torch.Tensor         # (n,) the batch position of each crop's frame, ascending
     top: torch.Tensor           # (n,) in tiles
     left: torch.Tensor          # (n,) in tiles
     owned: torch.Tensor         # (n, side, side) bool: the tiles each crop counts
-    pixels: torch.Tensor        # (n, 3, side * TILE + 2 * HALO, ...) uint8: each crop with its halo
+    pixels: torch.Tensor        # (n, 3, side * tile + 2 * HALO, ...) uint8: each crop with its halo
     class_pixels: torch.Tensor  # (n, 3, 3): each crop's owned pixels per border class (see Background)
 
     def chunk(self, parts: int) -> list:
@@ -197,26 +201,26 @@ class Crops:
         return out
 
 
-def _class_pixels(owned, top, left, height: int, width: int) -> torch.Tensor:
+def _class_pixels(owned, top, left, height: int, width: int, tile: int) -> torch.Tensor:
     """(n, 3, 3): how many of each crop's owned pixels fall in each border class (first, interior or last
     row, by the same for columns)."""
     steps = torch.arange(owned.shape[1], device=owned.device)
-    row_onehot = F.one_hot(_border_classes(height, owned.device), 3).view(-1, TILE, 3).sum(1).float()
-    col_onehot = F.one_hot(_border_classes(width, owned.device), 3).view(-1, TILE, 3).sum(1).float()
+    row_onehot = F.one_hot(_border_classes(height, owned.device), 3).view(-1, tile, 3).sum(1).float()
+    col_onehot = F.one_hot(_border_classes(width, owned.device), 3).view(-1, tile, 3).sum(1).float()
     rows, cols = row_onehot[top[:, None] + steps], col_onehot[left[:, None] + steps]  # (n, side, 3)
     return torch.einsum("nir,nij,njk->nrk", rows, owned.float(), cols)
 
 
-def crops_of(frames: torch.Tensor, side: int) -> Crops:
-    """uint8 (B, 3, H, W) frames -> their Crops (crop side in tiles, at most the frame's)."""
+def crops_of(frames: torch.Tensor, side: int, tile: int) -> Crops:
+    """uint8 (B, 3, H, W) frames -> their Crops (crop side in tiles of `tile` pixels, at most the frame's)."""
     n_frames, _, h, w = frames.shape
-    side = min(side, h // TILE, w // TILE)
-    frame, top, left, owned = place_crops(active_tiles(frames).cpu(), side)
+    side = min(side, h // tile, w // tile)
+    frame, top, left, owned = place_crops(active_tiles(frames, tile).cpu(), side)
     order = torch.sort(frame, stable=True).indices  # by frame, so that a batch can be split (Crops.chunk)
     frame, top, left, owned = (t[order].to(frames.device) for t in (frame, top, left, owned))
-    window = side * TILE + 2 * HALO
-    pixels = F.pad(frames, (HALO,) * 4).unfold(2, window, TILE).unfold(3, window, TILE)[frame, :, top, left]
-    return Crops(n_frames, h, w, frame, top, left, owned, pixels, _class_pixels(owned, top, left, h, w))
+    window = side * tile + 2 * HALO
+    pixels = F.pad(frames, (HALO,) * 4).unfold(2, window, tile).unfold(3, window, tile)[frame, :, top, left]
+    return Crops(n_frames, h, w, tile, frame, top, left, owned, pixels, _class_pixels(owned, top, left, h, w, tile))
 
 
 class CropIndex:
@@ -224,9 +228,9 @@ class CropIndex:
     would find them (crops are placed frame by frame). Training uses it so that no step looks at black pixels.
     """
 
-    def __init__(self, frames: torch.Tensor, side: int, chunk: int = 100):
-        parts = [crops_of(frames[i:i + chunk], side) for i in range(0, len(frames), chunk)]
-        self.height, self.width = frames.shape[-2:]
+    def __init__(self, frames: torch.Tensor, side: int, tile: int, chunk: int = 100):
+        parts = [crops_of(frames[i:i + chunk], side, tile) for i in range(0, len(frames), chunk)]
+        self.height, self.width, self.tile = *frames.shape[-2:], tile
         self.frame = torch.cat([p.frame + i * chunk for i, p in enumerate(parts)])
         self.top, self.left = torch.cat([p.top for p in parts]), torch.cat([p.left for p in parts])
         self.owned, self.pixels = torch.cat([p.owned for p in parts]), torch.cat([p.pixels for p in parts])
@@ -240,20 +244,20 @@ class CropIndex:
         position = torch.repeat_interleave(torch.arange(len(index), device=index.device), count)
         ids = self.start[index][position] + torch.arange(len(position), device=index.device) - (
             torch.cumsum(count, 0) - count)[position]
-        return Crops(len(index), self.height, self.width, position, self.top[ids], self.left[ids],
+        return Crops(len(index), self.height, self.width, self.tile, position, self.top[ids], self.left[ids],
                      self.owned[ids], self.pixels[ids], self.class_pixels[ids])
 
 
-_INDEXES: "OrderedDict[tuple, tuple]" = OrderedDict()  # (memory, shape, side) -> (frames, CropIndex)
+_INDEXES: "OrderedDict[tuple, tuple]" = OrderedDict()  # (memory, shape, side, tile) -> (frames, CropIndex)
 
 
-def crop_index(frames: torch.Tensor, side: int) -> CropIndex:
+def crop_index(frames: torch.Tensor, side: int, tile: int) -> CropIndex:
     """The CropIndex of a video, kept for the last few videos: evaluation encodes one video with two encoders
     (and calibrates one), and a sweep's runs share the validation and test videos. The kept entry holds the
     frames, so their memory, the key, cannot be reused by another video while it is kept."""
-    key = (frames.data_ptr(), tuple(frames.shape), frames.dtype, side)
+    key = (frames.data_ptr(), tuple(frames.shape), frames.dtype, side, tile)
     if key not in _INDEXES:
-        _INDEXES[key] = (frames, CropIndex(frames, side))
+        _INDEXES[key] = (frames, CropIndex(frames, side, tile))
         while len(_INDEXES) > 4:
             _INDEXES.popitem(last=False)
     _INDEXES.move_to_end(key)
@@ -270,27 +274,28 @@ def _second_layer(encoder, crops: Crops) -> tuple:
     x = crops.pixels.to(torch.float32).div_(255.0)  # (n, 3, window, window)
     window = x.shape[-1]
     # The pixels each crop owns, and those inside the image, at input coordinates (n, 1, window, window).
-    own = F.pad(crops.owned.repeat_interleave(TILE, 1).repeat_interleave(TILE, 2), (HALO,) * 4)[:, None].float()
+    tile, kernels = crops.tile, encoder.kernels == "native"
+    own = F.pad(crops.owned.repeat_interleave(tile, 1).repeat_interleave(tile, 2), (HALO,) * 4)[:, None].float()
     steps = torch.arange(window, device=device) - HALO
-    rows, cols = top[:, None] * TILE + steps, left[:, None] * TILE + steps
+    rows, cols = top[:, None] * tile + steps, left[:, None] * tile + steps
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
     count = n_frames * h * w
 
     # Layer 1: conv1 is exactly 0 off the active tiles, so its background is 0.
-    y1 = native.conv3x3(x, encoder.conv1.weight)  # pixel (i, j) of y1 sits at input (i + 1, j + 1)
+    y1 = native.conv3x3(x, encoder.conv1.weight, kernels)  # pixel (i, j) of y1 sits at input (i + 1, j + 1)
     # conv2 pads with zeros: pixels outside the image must read 0, not the background value.
     outside = ~inside[:, None, 1:-1, 1:-1]
     bn1 = encoder.bn1
     if bn1.training:
         a1, shift1, mean1, var1 = fused.BatchNormReLU.apply(y1, bn1.weight, bn1.bias, own[..., 1:-1, 1:-1],
-                                                            outside, count, bn1.eps)
+                                                            outside, count, bn1.eps, kernels)
         _update_running_stats(bn1, mean1, var1, count)
     else:
         scale1, shift1 = _affine(bn1, bn1.running_mean, bn1.running_var)
         # In place: y1 is not needed again, and the same operations in the same order give the same floats
         # without three more tensors the size of y1 (without rpm's allocator settings each costs page faults).
         a1 = y1.mul_(_channel(scale1)).add_(_channel(shift1)).relu_().masked_fill_(outside, 0.0)
-    y2 = native.conv3x3(a1, encoder.conv2.weight)  # (n, M, size, size): pixel (i, j) sits at input (i + 2, j + 2)
+    y2 = native.conv3x3(a1, encoder.conv2.weight, kernels)  # (n, M, size, size): pixel (i, j) sits at input (i + 2, j + 2)
 
     # Layer 2's background: conv2 of the constant relu(bn1(0)); a 3x3 image holds its 9 pixel classes.
     k = torch.relu(shift1)
@@ -298,7 +303,7 @@ def _second_layer(encoder, crops: Crops) -> tuple:
                                      padding=1)[0], h, w)
     pixels = n_frames * background.pixel_counts() - crops.class_pixels.sum(0)
     own2 = own[..., 2:-2, 2:-2]
-    scale2, shift2 = _layer_stats(encoder.bn2, y2, own2, count, (background.values, pixels))
+    scale2, shift2 = _layer_stats(encoder.bn2, y2, own2, count, (background.values, pixels), kernels)
     maps = background.map(lambda v: torch.sigmoid(v * _channel(scale2) + _channel(shift2)))
     return y2, scale2, shift2, maps, own2
 
@@ -306,11 +311,12 @@ def _second_layer(encoder, crops: Crops) -> tuple:
 def feature_marginals(encoder, frames, side: int | None = None) -> tuple:
     """uint8 (B, 3, H, W) frames, or their Crops -> the maps' column and row mass, (B, M, W) and (B, M, H), in
     training or eval mode. `side`: crop side in tiles (encoder.crop_tiles by default)."""
-    crops = frames if isinstance(frames, Crops) else crops_of(frames, side or encoder.crop_tiles)
+    crops = frames if isinstance(frames, Crops) else crops_of(frames, side or encoder.crop_tiles, encoder.tile)
     y2, scale2, shift2, maps, own2 = _second_layer(encoder, crops)
-    top, left = crops.top * TILE, crops.left * TILE
+    top, left = crops.top * crops.tile, crops.left * crops.tile
     crop_background = maps.windows(top, left, y2.shape[-1])
-    cols_sum, rows_sum = fused.SigmoidDifferenceSums.apply(y2, scale2, shift2, crop_background, own2)
+    cols_sum, rows_sum = fused.SigmoidDifferenceSums.apply(y2, scale2, shift2, crop_background, own2,
+                                                           encoder.kernels == "native")
     col_mass = _scatter(maps.col_mass(), cols_sum, crops.frame, left, crops.n_frames)
     row_mass = _scatter(maps.row_mass(), rows_sum, crops.frame, top, crops.n_frames)
     return col_mass, row_mass
@@ -322,14 +328,14 @@ def feature_maps(encoder, frames: torch.Tensor, side: int | None = None) -> torc
     gives them (to float rounding): the background map, with each crop's owned pixels written over it."""
     if encoder.training:
         raise ValueError("sparse.feature_maps reads the running statistics: put the encoder in eval mode")
-    crops = crops_of(frames, side or encoder.crop_tiles)
+    crops = crops_of(frames, side or encoder.crop_tiles, encoder.tile)
     y2, scale2, shift2, maps, own2 = _second_layer(encoder, crops)
     full = torch.einsum("ir,crk,jk->cij", maps.row_onehot, maps.values, maps.col_onehot)  # (M, H, W)
     full = full[None].repeat(crops.n_frames, 1, 1, 1)
     size = y2.shape[-1]
     steps = torch.arange(size, device=y2.device)
-    rows = (crops.top * TILE)[:, None] + steps  # (n, size)
-    cols = (crops.left * TILE)[:, None] + steps
+    rows = (crops.top * crops.tile)[:, None] + steps  # (n, size)
+    cols = (crops.left * crops.tile)[:, None] + steps
     owned = own2[:, 0].bool()  # (n, size, size)
     crop, i, j = owned.nonzero(as_tuple=True)
     values = torch.sigmoid(y2 * _channel(scale2) + _channel(shift2))  # (n, M, size, size)

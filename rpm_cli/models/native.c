@@ -24,9 +24,32 @@ static inline __attribute__((always_inline)) void forward_crop(const float* xb, 
                                                                const int C, const int O, int H, int W) {
   const int Ho = H - 2, Wo = W - 2;
   for (int i = 0; i < Ho; ++i) {
-    /* 8 columns at a time; the last 8 overlap the previous ones where Wo is not a multiple of 8 (a column's
-     * sum is the same wherever its vector starts). */
-    for (int j0 = 0; j0 < Wo; j0 += 8) {
+    /* With few outputs, 16 columns at a time (each weight broadcast once for two vectors; with more, the
+     * accumulators would not fit in registers); then 8, the last 8 overlapping the previous ones where Wo is
+     * not a multiple of 8. Each column's sum is the same in either loop and wherever its vector starts: the
+     * same products added in the same order. */
+    int j0 = 0;
+    for (; O <= 4 && j0 + 16 <= Wo; j0 += 16) {
+      v8 acc[MAX_OUT][2];
+      for (int o = 0; o < O; ++o) acc[o][0] = acc[o][1] = (v8){0};
+      for (int c = 0; c < C; ++c)
+        for (int kh = 0; kh < 3; ++kh) {
+          const float* row = xb + (c * H + i + kh) * W + j0;
+          for (int kw = 0; kw < 3; ++kw) {
+            v8 v0 = load8(row + kw), v1 = load8(row + kw + 8);
+            for (int o = 0; o < O; ++o) {
+              const float wk = w[((o * C + c) * 3 + kh) * 3 + kw];
+              acc[o][0] += wk * v0;
+              acc[o][1] += wk * v1;
+            }
+          }
+        }
+      for (int o = 0; o < O; ++o) {
+        store8(yb + (o * Ho + i) * Wo + j0, acc[o][0]);
+        store8(yb + (o * Ho + i) * Wo + j0 + 8, acc[o][1]);
+      }
+    }
+    for (; j0 < Wo; j0 += 8) {
       const int j = j0 + 8 <= Wo ? j0 : Wo - 8;
       v8 acc[MAX_OUT];
       for (int o = 0; o < O; ++o) acc[o] = (v8){0};

@@ -287,8 +287,9 @@ def _second_layer(encoder, crops: Crops) -> tuple:
     outside = ~inside[:, None, 1:-1, 1:-1]
     bn1 = encoder.bn1
     if bn1.training:
-        a1, shift1, mean1, var1 = fused.BatchNormReLU.apply(y1, bn1.weight, bn1.bias, own[..., 1:-1, 1:-1],
-                                                            outside, count, bn1.eps, kernels)
+        own1 = own[..., 1:-1, 1:-1].contiguous()
+        a1, shift1, mean1, var1 = fused.BatchNormReLU.apply(y1, bn1.weight, bn1.bias, own1, outside, count, bn1.eps,
+                                                            kernels)
         _update_running_stats(bn1, mean1, var1, count)
     else:
         scale1, shift1 = _affine(bn1, bn1.running_mean, bn1.running_var)
@@ -302,7 +303,7 @@ def _second_layer(encoder, crops: Crops) -> tuple:
     background = Background(F.conv2d(k.view(1, -1, 1, 1).expand(1, -1, 3, 3), encoder.conv2.weight,
                                      padding=1)[0], h, w)
     pixels = n_frames * background.pixel_counts() - crops.class_pixels.sum(0)
-    own2 = own[..., 2:-2, 2:-2]
+    own2 = own[..., 2:-2, 2:-2].contiguous()  # read by two stages: copied once, not by each
     scale2, shift2 = _layer_stats(encoder.bn2, y2, own2, count, (background.values, pixels), kernels)
     maps = background.map(lambda v: torch.sigmoid(v * _channel(scale2) + _channel(shift2)))
     return y2, scale2, shift2, maps, own2

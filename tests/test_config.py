@@ -50,7 +50,7 @@ ORACLE = {
                      "trainer.lr", "trainer.momentum", "trainer.reseed_below"], _number),
     **dict.fromkeys(["evaluate", "debug", "data.antialias", "encoder.skip_background", "trainer.progress"],
                     lambda v: isinstance(v, bool)),
-    **dict.fromkeys(["sweep_metric", "data.background", "encoder.latent_units",
+    **dict.fromkeys(["sweep_metric", "data.background", "encoder.latent_units", "encoder.kernels",
                      "trainer.optimizer", "trainer.loss_reduction", "trainer.batchnorm_batch", "trainer.device",
                      "logger.name"], lambda v: isinstance(v, str) and v.isidentifier()),
     "max_memory_gb": lambda v: v is None or (_number(v) and v > 0),  # null: the memory available

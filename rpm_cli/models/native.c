@@ -1,7 +1,8 @@
-/* rpm's 3x3 convolutions on CPU, for the background-skipping pass (sparse.py): float32, NCHW, no padding,
- * stride 1. The encoder's convolutions have 3 -> 6 and 6 -> 3 channels, where oneDNN reaches ~5 GFLOP/s; these
- * loops keep a row's outputs of every output channel in vector registers instead (measured 2-6x faster on a
- * training step's crops). native.py compiles this file once per machine and calls it through ctypes.
+/* rpm's CPU kernels for the background-skipping pass (sparse.py): its 3x3 convolutions (float32, NCHW, no
+ * padding, stride 1) and the elementwise stages of fused.py. The encoder's convolutions have 3 -> 6 and 6 -> 3
+ * channels, where oneDNN reaches ~5 GFLOP/s; these loops keep a row's outputs of every output channel in vector
+ * registers instead (measured 2-6x faster on a training step's crops), and each elementwise stage is one or two
+ * passes. native.py compiles this file once per machine and calls it through ctypes.
  * Threads: OpenMP, whose runtime is torch's own (the same libgomp.so.1, already loaded), so these loops share
  * torch's thread pool and thread count instead of competing with its spinning workers. Each output is summed
  * in a fixed order that does not depend on the thread count, so a call gives the same floats every time. */

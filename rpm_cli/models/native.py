@@ -90,12 +90,27 @@ def library():
         lib = ctypes.CDLL(str(_compile(compiler)))
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", "") or error
-        log.warning("rpm's convolution kernels did not build (%s); using torch's", str(detail).strip()[:300])
+        log.warning("rpm's CPU kernels did not build (%s); using torch's operations", str(detail).strip()[:300])
         return None
     for name, argtypes in signatures(SOURCE.read_text()).items():
         getattr(lib, name).argtypes = argtypes
         getattr(lib, name).restype = None
     return lib
+
+
+def _call(function, *args) -> None:
+    """function(*args) with each tensor passed as its data's address; the tensors (some made here, per-channel
+    vectors as contiguous float32) are held until the call returns."""
+    held = [a.detach().contiguous() if isinstance(a, torch.Tensor) else a for a in args]
+    function(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in held))
+
+
+def _per_channel(v: torch.Tensor) -> torch.Tensor:
+    return v.detach().to(torch.float32)
+
+
+def _sizes(y: torch.Tensor) -> tuple:
+    return y.shape[0], y.shape[1], y[0, 0].numel()
 
 
 def _forward(lib, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -134,9 +149,9 @@ class _Conv3x3(torch.autograd.Function):
 def conv3x3(x: torch.Tensor, w: torch.Tensor, kernels: bool = True) -> torch.Tensor:
     """F.conv2d(x, w) for a (O, C, 3, 3) kernel without padding, by rpm's kernels where they apply (and
     `kernels`)."""
-    fits = kernels and (x.device.type == "cpu" and x.dtype == w.dtype == torch.float32 and x.is_contiguous()
-            and w.shape[-2:] == (3, 3) and max(w.shape[0], x.shape[1]) <= MAX_OUT and x.shape[-1] >= MIN_WIDTH
-            and x.shape[-2] >= 3)
+    fits = (kernels and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32 and x.is_contiguous()
+            and w.shape[-2:] == (3, 3) and max(w.shape[0], x.shape[1]) <= MAX_OUT
+            and x.shape[-1] >= MIN_WIDTH and x.shape[-2] >= 3)
     if not fits or library() is None:
         return F.conv2d(x, w)
     return _Conv3x3.apply(x, w)
@@ -147,21 +162,6 @@ def usable(kernels: bool, *tensors: torch.Tensor):
     if kernels and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
         return library()
     return None
-
-
-def _call(function, *args) -> None:
-    """function(*args) with each tensor passed as its data's address; the tensors (some made here, per-channel
-    vectors as contiguous float32) are held until the call returns."""
-    held = [a.detach().contiguous() if isinstance(a, torch.Tensor) else a for a in args]
-    function(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in held))
-
-
-def _per_channel(v: torch.Tensor) -> torch.Tensor:
-    return v.detach().to(torch.float32)
-
-
-def _sizes(y: torch.Tensor) -> tuple:
-    return y.shape[0], y.shape[1], y[0, 0].numel()
 
 
 def masked_moments(lib, y, own, shift) -> tuple:

@@ -50,6 +50,25 @@ def test_no_crops_give_empty_maps_and_zero_weight_gradients():
     assert torch.equal(w.grad, torch.zeros_like(w))
 
 
+def test_an_infinite_gradient_stays_infinite_in_the_weights_gradient():
+    """The last vector of a row overlaps the one before where the width is not a multiple of 8; its lanes
+    counted already are masked by bits, not by multiplying by 0 (inf * 0 would be NaN)."""
+    x, w = torch.rand(2, 3, 15, 15).requires_grad_(), _random(6, 3, 3, 3, seed=1).requires_grad_()
+    grad = torch.zeros(2, 6, 13, 13)
+    grad[1, 2, 4, 6] = float("inf")  # column 6 of 13: counted in the first vector (0-7), masked in the last (5-12)
+    (ours,) = torch.autograd.grad(native.conv3x3(x, w), w, grad)
+    (theirs,) = torch.autograd.grad(F.conv2d(x, w), w, grad)
+    assert torch.equal(ours.isinf(), theirs.isinf()) and not ours.isnan().any()
+
+
+def test_a_batch_without_a_lit_pixel_trains_and_encodes_as_the_dense_pass():
+    fast, dense = _sparse_and_dense()
+    frames = torch.zeros(3, 3, 64, 64, dtype=torch.uint8)  # no crops at all
+    _assert_same_step(fast, dense, frames)
+    fast.eval(), dense.eval()
+    assert torch.allclose(fast(frames), dense(frames), rtol=1e-5, atol=1e-6)
+
+
 def _stages(y1, y2, own1, own2, outside, grads):
     """Every fused stage forward and backward on fixed inputs: their outputs and input gradients."""
     leaves = [t.clone().requires_grad_() for t in (y1, y2)]
@@ -87,6 +106,17 @@ def test_each_fused_stage_equals_its_torch_operations(monkeypatch):
              "grad scale", "grad shift", "grad background"]
     for name, o, t in zip(names, ours, theirs):
         assert torch.allclose(o, t, rtol=1e-4, atol=1e-5), name
+
+
+def test_a_nan_stays_nan_through_batchnorm_and_relu_as_in_torch(monkeypatch):
+    y = _random(4, 3, 12, 12)
+    y[1, 0, 5, 5] = float("nan")
+    own, outside = torch.ones(4, 1, 12, 12), torch.zeros(4, 1, 12, 12, dtype=torch.bool)
+    args = (torch.ones(3), torch.zeros(3), own, outside, 4 * 144, 1e-5, True)
+    ours = fused.BatchNormReLU.apply(y, *args)[0]
+    monkeypatch.setattr(native, "library", lambda: None)
+    theirs = fused.BatchNormReLU.apply(y, *args)[0]
+    assert torch.equal(ours.isnan(), theirs.isnan()) and ours.isnan().any()
 
 
 def test_the_kernels_give_the_same_floats_on_one_thread_and_on_two():

@@ -26,7 +26,7 @@ class BatchNormReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, weight, bias, own, outside, count: int, eps: float, kernels: bool):
-        lib = native.usable(kernels, y)
+        lib = native.usable(kernels, y, own)
         if lib:
             own = own.contiguous()
             total, squares = native.masked_moments(lib, y, own, y.new_zeros(y.shape[1]))
@@ -44,14 +44,14 @@ class BatchNormReLU(torch.autograd.Function):
         else:
             a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside, 0.0)
         ctx.save_for_backward(y, a, own, weight, mean, rstd, scale)
-        ctx.count, ctx.native = count, lib is not None
+        ctx.count, ctx.lib = count, lib  # backward takes the same path as forward
         ctx.mark_non_differentiable(mean, var)
         return a, shift, mean, var
 
     @staticmethod
     def backward(ctx, grad_a, grad_shift, _grad_mean, _grad_var):
         y, a, own, weight, mean, rstd, scale = ctx.saved_tensors
-        lib = native.library() if ctx.native else None
+        lib = ctx.lib
         if lib:
             sum_g, sum_gy = (s.float() for s in native.relu_grad_sums(lib, grad_a, a, y))
         else:
@@ -78,8 +78,7 @@ class MaskedMoments(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, own, shift, kernels: bool):
-        lib = native.usable(kernels, y)
-        ctx.native = lib is not None
+        lib = ctx.lib = native.usable(kernels, y, own, shift)
         if lib:
             own = own.contiguous()
             ctx.save_for_backward(y, own, shift)
@@ -90,9 +89,9 @@ class MaskedMoments(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_total, grad_squares):
-        if ctx.native:
+        if ctx.lib:
             y, own, shift = ctx.saved_tensors
-            return native.masked_moments_grad(native.library(), y, own, shift, grad_total, grad_squares), None, None, None
+            return native.masked_moments_grad(ctx.lib, y, own, shift, grad_total, grad_squares), None, None, None
         d, own = ctx.saved_tensors
         grad_y = (d * _channel(2 * grad_squares)).add_(own * _channel(grad_total))
         return grad_y, None, None, None
@@ -104,8 +103,7 @@ class SigmoidDifferenceSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, scale, shift, background, own, kernels: bool):
-        lib = native.usable(kernels, y)
-        ctx.native = lib is not None
+        lib = ctx.lib = native.usable(kernels, y, scale, shift, background, own)
         if lib:
             own = own.contiguous()
             maps = native.scale_shift(lib, y, scale, shift).sigmoid_()  # torch's vectorised sigmoid
@@ -119,9 +117,9 @@ class SigmoidDifferenceSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_cols, grad_rows):
         y, maps, own, scale = ctx.saved_tensors
-        if ctx.native:
+        if ctx.lib:
             grad_y, grad_background, sum_pre, sum_pre_y = native.sigmoid_difference_grad(
-                native.library(), grad_cols, grad_rows, maps, y, own, scale)
+                ctx.lib, grad_cols, grad_rows, maps, y, own, scale)
             return grad_y, sum_pre_y.float(), sum_pre.float(), grad_background, None, None
         grad_d = (grad_cols[:, :, None, :] + grad_rows[:, :, :, None]).mul_(own)
         grad_pre = grad_d * maps * (1 - maps)

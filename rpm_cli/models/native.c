@@ -3,7 +3,7 @@
  * channels, where oneDNN reaches ~5 GFLOP/s; these loops keep a row's outputs of every output channel in vector
  * registers instead (measured 2-6x faster on a training step's crops), and each elementwise stage is one or two
  * passes. native.py compiles this file once per machine and calls it through ctypes.
- * Threads: OpenMP, whose runtime is torch's own (the same libgomp.so.1, already loaded), so these loops share
+ * Exported functions return 0, or 1 when out of memory. Threads: OpenMP, whose runtime is torch's own (the same libgomp.so.1, already loaded), so these loops share
  * torch's thread pool and thread count instead of competing with its spinning workers. Each output is summed
  * in a fixed order that does not depend on the thread count, so a call gives the same floats every time. */
 #include <stdlib.h>
@@ -68,7 +68,7 @@ static inline __attribute__((always_inline)) void forward_crop(const float* xb, 
 }
 
 /* y (n, O, H - 2, W - 2) from x (n, C, H, W): forward_crop on each crop, in parallel. */
-void conv3x3_forward(const float* x, const float* w, float* y, long n, int C, int O, int H, int W) {
+int conv3x3_forward(const float* x, const float* w, float* y, long n, int C, int O, int H, int W) {
   const long in = (long)C * H * W, out = (long)O * (H - 2) * (W - 2);
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b) {
@@ -76,6 +76,7 @@ void conv3x3_forward(const float* x, const float* w, float* y, long n, int C, in
     else if (C == 6 && O == 3) forward_crop(x + b * in, w, y + b * out, 6, 3, H, W);
     else forward_crop(x + b * in, w, y + b * out, C, O, H, W);
   }
+  return 0;
 }
 
 /* gw (O, C, 3, 3) = the sum over n, i, j of gy[n, o, i, j] * x[n, c, i + kh, j + kw], for gy (n, O, H - 2,
@@ -95,11 +96,11 @@ static void weight_grad_chunk(const float* gy, const float* x, float* gw, long n
           /* the last 8 columns overlap the previous vector where Wo is not a multiple of 8: its lanes
            * already counted are masked out */
           const int j = j0 + 8 <= Wo ? j0 : Wo - 8;
-          v8 keep;
-          for (int l = 0; l < 8; ++l) keep[l] = j + l >= j0 ? 1.f : 0.f;
+          v8i keep;
+          for (int l = 0; l < 8; ++l) keep[l] = j + l >= j0 ? -1 : 0;  /* bits, not a product: inf * 0 is NaN */
           v8 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6], a7 = a[7], a8 = a[8];
           for (int i = 0; i < Ho; ++i) {
-            v8 g = load8(gb + (o * Ho + i) * Wo + j) * keep;
+            v8 g = (v8)((v8i)load8(gb + (o * Ho + i) * Wo + j) & keep);
             const float* r0 = xb + (c * H + i) * W + j;
             const float* r1 = r0 + W;
             const float* r2 = r1 + W;
@@ -120,9 +121,10 @@ static void weight_grad_chunk(const float* gy, const float* x, float* gw, long n
 
 /* The weights' gradient over all n crops: weight_grad_chunk's sums over CHUNK crops at a time, in parallel,
  * then added in chunk order. */
-void conv3x3_weight_grad(const float* gy, const float* x, float* gw, long n, int C, int O, int H, int W) {
+int conv3x3_weight_grad(const float* gy, const float* x, float* gw, long n, int C, int O, int H, int W) {
   const long K = (long)O * C * 9, chunks = (n + CHUNK - 1) / CHUNK;
   float* parts = calloc(chunks > 0 ? chunks * K : 1, sizeof(float));
+  if (!parts) return 1;
 #pragma omp parallel for schedule(static)
   for (long k = 0; k < chunks; ++k) {
     long first = k * CHUNK, count = n - first < CHUNK ? n - first : CHUNK;
@@ -134,6 +136,7 @@ void conv3x3_weight_grad(const float* gy, const float* x, float* gw, long n, int
     gw[i] = s;
   }
   free(parts);
+  return 0;
 }
 
 /* ---- The elementwise stages of fused.py, over tensors (n, C, P): n crops, C channels, P pixels a crop.
@@ -150,10 +153,11 @@ typedef struct {
 } Planes;
 typedef void (*PlaneSums)(const Planes* t, long b, int c, double out[2]);
 
-static void channel_sums(PlaneSums plane, const Planes* t, long n, double* first, double* second) {
+static int channel_sums(PlaneSums plane, const Planes* t, long n, double* first, double* second) {
   const int C = t->C;
   const long chunks = (n + CHUNK - 1) / CHUNK;
   double* parts = calloc(chunks > 0 ? chunks * C * 2 : 1, sizeof(double));
+  if (!parts) return 1;
 #pragma omp parallel for schedule(static)
   for (long k = 0; k < chunks; ++k)
     for (long b = k * CHUNK; b < n && b < (k + 1) * CHUNK; ++b)
@@ -170,6 +174,7 @@ static void channel_sums(PlaneSums plane, const Planes* t, long n, double* first
     second[c] = s1;
   }
   free(parts);
+  return 0;
 }
 
 static double lanes(v8 v) {
@@ -217,14 +222,14 @@ static void relu_grad_plane(const Planes* t, long b, int c, double out[2]) {
 }
 
 /* total[c] = the sum of own * (y - shift[c]), squares[c] = that of its squares. */
-void masked_moments(const float* y, const float* own, const float* shift, double* total, double* squares, long n,
+int masked_moments(const float* y, const float* own, const float* shift, double* total, double* squares, long n,
                     int C, long P) {
   Planes t = {.y = y, .own = own, .shift = shift, .P = P, .C = C};
-  channel_sums(moments_plane, &t, n, total, squares);
+  return channel_sums(moments_plane, &t, n, total, squares);
 }
 
 /* grad_y = own * (2 * grad_squares[c] * (y - shift[c]) + grad_total[c]): masked_moments' backward. */
-void masked_moments_grad(const float* y, const float* own, const float* shift, const float* grad_total,
+int masked_moments_grad(const float* y, const float* own, const float* shift, const float* grad_total,
                          const float* grad_squares, float* grad_y, long n, int C, long P) {
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
@@ -235,10 +240,11 @@ void masked_moments_grad(const float* y, const float* own, const float* shift, c
       const float two_g = 2.f * grad_squares[c], g = grad_total[c], s = shift[c];
       for (long p = 0; p < P; ++p) gp[p] = op[p] * (two_g * (yp[p] - s) + g);
     }
+  return 0;
 }
 
 /* a = relu(y * scale[c] + shift[c]), and 0 where outside. */
-void scale_shift_relu(const float* y, const float* scale, const float* shift, const unsigned char* outside,
+int scale_shift_relu(const float* y, const float* scale, const float* shift, const unsigned char* outside,
                       float* a, long n, int C, long P) {
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
@@ -249,20 +255,21 @@ void scale_shift_relu(const float* y, const float* scale, const float* shift, co
       const float k = scale[c], s = shift[c];
       for (long p = 0; p < P; ++p) {
         float v = yp[p] * k + s;
-        ap[p] = (v > 0.f && !out[p]) ? v : 0.f;
+        ap[p] = (out[p] || v <= 0.f) ? 0.f : v;  /* NaN stays NaN, as in torch's relu */
       }
     }
+  return 0;
 }
 
 /* With g = grad_a where a > 0 (else 0): sum_g[c] = the sum of g, sum_gy[c] = that of g * y. */
-void relu_grad_sums(const float* grad_a, const float* a, const float* y, double* sum_g, double* sum_gy, long n,
+int relu_grad_sums(const float* grad_a, const float* a, const float* y, double* sum_g, double* sum_gy, long n,
                     int C, long P) {
   Planes t = {.y = y, .grad_a = grad_a, .a = a, .P = P, .C = C};
-  channel_sums(relu_grad_plane, &t, n, sum_g, sum_gy);
+  return channel_sums(relu_grad_plane, &t, n, sum_g, sum_gy);
 }
 
 /* grad_y = own * (y * k_y[c] + k_own[c]) + g * scale[c], g as in relu_grad_sums: BatchNorm + ReLU's backward. */
-void batchnorm_relu_grad(const float* grad_a, const float* a, const float* y, const float* own, const float* k_y,
+int batchnorm_relu_grad(const float* grad_a, const float* a, const float* y, const float* own, const float* k_y,
                          const float* k_own, const float* scale, float* grad_y, long n, int C, long P) {
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
@@ -275,10 +282,11 @@ void batchnorm_relu_grad(const float* grad_a, const float* a, const float* y, co
         grad_y[at + p] = op[p] * (y[at + p] * ky + ko) + g * sc;
       }
     }
+  return 0;
 }
 
 /* out = y * scale[c] + shift[c]. */
-void scale_shift(const float* y, const float* scale, const float* shift, float* out, long n, int C, long P) {
+int scale_shift(const float* y, const float* scale, const float* shift, float* out, long n, int C, long P) {
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
     for (int c = 0; c < C; ++c) {
@@ -287,11 +295,12 @@ void scale_shift(const float* y, const float* scale, const float* shift, float* 
       const float k = scale[c], s = shift[c];
       for (long p = 0; p < P; ++p) op[p] = yp[p] * k + s;
     }
+  return 0;
 }
 
 /* d = own * (maps - background) over crops (n, C, side, side): cols (n, C, side) its sums over rows, rows
  * (n, C, side) its sums over columns, each added in index order. */
-void difference_sums(const float* maps, const float* background, const float* own, float* cols, float* rows, long n,
+int difference_sums(const float* maps, const float* background, const float* own, float* cols, float* rows, long n,
                      int C, int side) {
   const long P = (long)side * side;
 #pragma omp parallel for schedule(static)
@@ -312,6 +321,7 @@ void difference_sums(const float* maps, const float* background, const float* ow
         row[i] = r;
       }
     }
+  return 0;
 }
 
 /* One plane of sigmoid_difference_grad: writes grad_y and grad_background, sums grad_pre and grad_pre * y. */
@@ -356,10 +366,10 @@ static void sigmoid_grad_plane(const Planes* t, long b, int c, double out[2]) {
 /* The backward of difference_sums(sigmoid(y * scale + shift), background, own): with grad_d = own *
  * (grad_cols[j] + grad_rows[i]) and grad_pre = grad_d * maps * (1 - maps): grad_y = grad_pre * scale[c],
  * grad_background = -grad_d, sum_pre[c] = the sum of grad_pre, sum_pre_y[c] = that of grad_pre * y. */
-void sigmoid_difference_grad(const float* grad_cols, const float* grad_rows, const float* maps, const float* y,
+int sigmoid_difference_grad(const float* grad_cols, const float* grad_rows, const float* maps, const float* y,
                              const float* own, const float* scale, float* grad_y, float* grad_background,
                              double* sum_pre, double* sum_pre_y, long n, int C, int side) {
   Planes t = {.grad_cols = grad_cols, .grad_rows = grad_rows, .maps = maps, .y = y, .own = own, .scale = scale,
               .grad_y = grad_y, .grad_background = grad_background, .P = (long)side * side, .C = C, .side = side};
-  channel_sums(sigmoid_grad_plane, &t, n, sum_pre, sum_pre_y);
+  return channel_sums(sigmoid_grad_plane, &t, n, sum_pre, sum_pre_y);
 }

@@ -17,6 +17,7 @@ import ctypes
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import re
@@ -37,10 +38,10 @@ MIN_WIDTH = 10  # and reads rows of at least 8 outputs
 
 
 def signatures(source: str) -> dict:
-    """native.c's exported functions (`void name(...)` at the start of a line) and their ctypes argument types:
-    pointers as addresses, `long` and `int` as such."""
+    """native.c's exported functions (`int name(...)` at the start of a line: 0, or 1 when out of memory) and
+    their ctypes argument types: pointers as addresses, `long` and `int` as such."""
     found = {}
-    for name, params in re.findall(r"^void (\w+)\(([^)]*)\)", source, flags=re.M):
+    for name, params in re.findall(r"^int (\w+)\(([^)]*)\)", source, flags=re.M):
         found[name] = [ctypes.c_void_p if "*" in p else ctypes.c_long if p.split()[0] == "long" else ctypes.c_int
                        for p in params.split(",")]
     return found
@@ -55,12 +56,13 @@ def _cache_dir() -> Path:
 
 
 def _cpu() -> str:
-    """What -march=native compiles for: the CPU's model and flags."""
+    """What -march=native compiles for: the CPU's model and features (x86's and ARM's names for them)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine()
-    return "".join(ln for ln in lines if ln.startswith(("model name", "flags")))[:4096]
+    named = ("model name", "flags", "Features", "CPU implementer", "CPU architecture", "CPU variant", "CPU part")
+    return "".join(sorted({ln for ln in lines if ln.startswith(named)}))
 
 
 def _compile(compiler: str) -> Path:
@@ -82,19 +84,23 @@ def _compile(compiler: str) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def library():
-    """The loaded kernels, or None (no compiler, a failed compile, RPM_NATIVE=0): callers fall back."""
+    """The loaded kernels, or None (RPM_NATIVE=0, no compiler, or anything failing on the way: a compile, the
+    cache dir, the load): callers fall back to torch's operations, which are slower, never wrong."""
     compiler = os.environ.get("CC") or "cc"
-    if not wanted() or shutil.which(compiler) is None:
+    if not wanted():
+        return None
+    if shutil.which(compiler) is None:
+        log.info("no C compiler (%s): rpm uses torch's operations, ~2x slower on CPU (README: Performance)", compiler)
         return None
     try:
         lib = ctypes.CDLL(str(_compile(compiler)))
-    except (OSError, subprocess.CalledProcessError) as error:
+        for name, argtypes in signatures(SOURCE.read_text()).items():
+            getattr(lib, name).argtypes = argtypes
+            getattr(lib, name).restype = ctypes.c_int
+    except Exception as error:  # noqa: BLE001 (any failure here only costs speed)
         detail = getattr(error, "stderr", "") or error
         log.warning("rpm's CPU kernels did not build (%s); using torch's operations", str(detail).strip()[:300])
         return None
-    for name, argtypes in signatures(SOURCE.read_text()).items():
-        getattr(lib, name).argtypes = argtypes
-        getattr(lib, name).restype = None
     return lib
 
 
@@ -102,7 +108,8 @@ def _call(function, *args) -> None:
     """function(*args) with each tensor passed as its data's address; the tensors (some made here, per-channel
     vectors as contiguous float32) are held until the call returns."""
     held = [a.detach().contiguous() if isinstance(a, torch.Tensor) else a for a in args]
-    function(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in held))
+    if function(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in held)):
+        raise MemoryError(f"rpm's kernel {function.__name__} could not allocate its partial sums")
 
 
 def _per_channel(v: torch.Tensor) -> torch.Tensor:
@@ -110,7 +117,7 @@ def _per_channel(v: torch.Tensor) -> torch.Tensor:
 
 
 def _sizes(y: torch.Tensor) -> tuple:
-    return y.shape[0], y.shape[1], y[0, 0].numel()
+    return y.shape[0], y.shape[1], math.prod(y.shape[2:])
 
 
 def _forward(lib, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -150,16 +157,18 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, kernels: bool = True) -> torch.Ten
     """F.conv2d(x, w) for a (O, C, 3, 3) kernel without padding, by rpm's kernels where they apply (and
     `kernels`)."""
     fits = (kernels and x.device.type == "cpu" and x.dtype == w.dtype == torch.float32 and x.is_contiguous()
-            and w.shape[-2:] == (3, 3) and max(w.shape[0], x.shape[1]) <= MAX_OUT
+            and w.shape[-2:] == (3, 3) and w.shape[1] == x.shape[1] and max(w.shape[0], x.shape[1]) <= MAX_OUT
             and x.shape[-1] >= MIN_WIDTH and x.shape[-2] >= 3)
     if not fits or library() is None:
         return F.conv2d(x, w)
     return _Conv3x3.apply(x, w)
 
 
-def usable(kernels: bool, *tensors: torch.Tensor):
-    """The kernels, if wanted (`kernels`), built, and these are contiguous float32 CPU tensors; else None."""
-    if kernels and all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
+def usable(kernels: bool, y: torch.Tensor, *others: torch.Tensor):
+    """The kernels, if wanted (`kernels`) and built, for a contiguous float32 CPU tensor `y` and float32 CPU
+    `others` (made contiguous when passed); else None."""
+    if (kernels and y.is_contiguous()
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (y, *others))):
         return library()
     return None
 

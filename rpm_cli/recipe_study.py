@@ -94,8 +94,8 @@ def sweeps(root, candidate: str, priors) -> list[str]:
     the candidate's overrides."""
     if candidate == CONFIRMATION:  # the target prior only, under the default recipe as committed, on the last
         seeds = CONFIRMATIONS[LATEST]  # frozen recipe's seeds; two halves, so that two jobs share the work
-        return [f"{P.target.prior} {','.join(map(str, part))} {confirmation_dir(root, LATEST, P.target.prior)} {ARITHMETIC}"
-                for part in (seeds[:len(seeds) // 2], seeds[len(seeds) // 2:])]
+        return [f"{P.target.prior} {','.join(map(str, part))} {confirmation_dir(root, LATEST, P.target.prior)} "
+                f"{ARITHMETIC}" for part in (seeds[:len(seeds) // 2], seeds[len(seeds) // 2:])]
     lines = []
     for prior in priors:
         seeds = baseline_seeds(root, prior) if candidate == RECIPE_PROTOCOL.baseline else list(RECIPE_SEEDS)

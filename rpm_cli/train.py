@@ -41,6 +41,11 @@ def all_finite(module: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
+def total_epochs(trainer_cfg) -> int:
+    """Every epoch a run trains: the discarded starts' restart_epochs each, then the chosen start's epochs."""
+    return (trainer_cfg.restarts - 1) * trainer_cfg.restart_epochs + trainer_cfg.epochs
+
+
 def start_seed(seed: int, start: int) -> int:
     """Seed of the start-th independent start. Start 0 is the run's own seed, so restarts=1 changes nothing."""
     if start == 0:
@@ -227,7 +232,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> dict:
     else:  # the discarded starts, then the chosen start's epochs
         done = (restarts - 1) * select_epochs + state["epoch"]
     name = cfg.objective.get("name", "objective") + (f" {cfg.prior.get('name', 'prior')}" if cfg.get("prior") else "")
-    bar = tqdm(total=((restarts - 1) * select_epochs + t_cfg.epochs) * trainer.steps_per_epoch,
+    bar = tqdm(total=total_epochs(t_cfg) * trainer.steps_per_epoch,
                initial=done * trainer.steps_per_epoch, disable=not t_cfg.progress, desc=f"train {name}",
                unit="step", dynamic_ncols=True)
     if selecting:

@@ -227,8 +227,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         single = default_run(Path(tmp), Path(tmp) / "cache")
         lanes = runs_per_hour(Path(tmp), Path(tmp) / "cache-lanes")
-    trainer = default_trainer()
-    epochs_per_run = (trainer.restarts - 1) * trainer.restart_epochs + trainer.epochs
+    from rpm_cli.train import total_epochs
+
+    epochs_per_run = total_epochs(default_trainer())
     steps_per_run = epochs_per_run * (899 // BATCH_PAIRS)
     phases = single["restarts"] + single["continued"] + evaluate["seconds"] + evaluate["pictures_seconds"]
     ms = "ms/step"

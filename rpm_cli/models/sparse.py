@@ -296,7 +296,7 @@ def _second_layer(encoder, crops: Crops) -> tuple:
         # In place: y1 is not needed again, and the same operations in the same order give the same floats
         # without three more tensors the size of y1 (without rpm's allocator settings each costs page faults).
         a1 = y1.mul_(_channel(scale1)).add_(_channel(shift1)).relu_().masked_fill_(outside, 0.0)
-    y2 = native.conv3x3(a1, encoder.conv2.weight, kernels)  # (n, M, size, size): pixel (i, j) sits at input (i + 2, j + 2)
+    y2 = native.conv3x3(a1, encoder.conv2.weight, kernels)  # (n, M, size, size): (i, j) sits at input (i + 2, j + 2)
 
     # Layer 2's background: conv2 of the constant relu(bn1(0)); a 3x3 image holds its 9 pixel classes.
     k = torch.relu(shift1)

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: install install-sweep install-all test test-slow fuzz flake-check lint-imports bench reproduce ablations studies theory clean
+.PHONY: install install-sweep install-all test test-slow fuzz flake-check lint-imports bench seed-study reproduce ablations studies theory clean
 
 install:  ## torch 2.13.0 unless a torch is already installed, then the package (editable) with its test tools
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "torch==2.13.0"
@@ -32,6 +32,9 @@ flake-check:  ## the default suite's property-based tests twice: the same exampl
 
 bench:  ## training-step, video, evaluation speed and peak memory at the paper size
 	$(PYTHON) scripts/bench.py
+
+seed-study:  ## what a 25-seed study costs: every method x 25 speed seeds at the default recipe (225 runs), timed
+	bash scripts/seed_study.sh
 
 reproduce:  ## every prior on the reporting seeds, Fig. 1, rpm theory and outputs/reproduce/REPORT.md from scratch
 	bash scripts/reproduce.sh

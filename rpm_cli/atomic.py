@@ -13,8 +13,10 @@ from rpm_cli.errors import UserError
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+def atomic_path(path, durable: bool = True):
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename. `durable`: flushed to
+    disk first (fsync), so that a power cut cannot leave an empty file; a cache that checks what it reads and
+    regenerates a bad file can skip it."""
     path = Path(path)
     tmp = None
     try:
@@ -23,8 +25,9 @@ def atomic_path(path):
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc} (the previous file, if any, is unchanged)") from exc

@@ -42,7 +42,7 @@ def study_pins(preset: str = "tuned") -> dict:
 # Everything that selects; seed 0 too, on which scripts/tune.sh's first sweeps ran.
 TUNING_SEEDS = (0, *_seed_range(PROTOCOL.seeds.tuning))
 SPENT_SEEDS = tuple(PROTOCOL.seeds.spent)  # earlier reports' reporting seeds: they saw two recipes
-SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # `make bench` only
+SPEED_SEEDS = _seed_range(PROTOCOL.seeds.speed)  # timings only: `make bench`, `make seed-study`
 # Fewer seeds per arm or cell than this are an anecdote, said beside each table: no test at that n separates
 # arms that differ by less than everything. `make reproduce` with fewer is a quick look (scripts/reproduce.sh).
 MIN_SEEDS_FOR_A_CLAIM = 10
@@ -131,6 +131,36 @@ def method_sweeps(root, presets, methods, seeds, chunk: int | None = None) -> li
             lines += [f"{preset} {method} {','.join(map(str, own[i:i + size]))} "
                       f"{run_dir(root, preset, method, 0).parent} {STUDY_RECIPES[preset]} {method_override(method)}"
                       for i in range(0, len(own), size)]
+    return lines
+
+
+# `make seed-study` (scripts/seed_study.sh): what a 25-seed study of every method costs at today's default recipe,
+# `<root>/default/<method>/seed-<N>` on the speed seeds (timing only: their scores are never reported).
+SEED_STUDY_PRESET = "default"
+
+
+def lane_sweeps(root, methods, seeds, jobs: int) -> list[str]:
+    """Every method on every seed, in `jobs` lanes of nearly equal run counts, as few `rpm train -m` sweeps as can
+    be (each sweep pays start-up once): the priors of a lane in one sweep over its share of the seeds, and the
+    supervised baseline's seeds dealt to even the lanes up. One line per sweep: `lane label seeds(comma-separated)
+    sweep-dir sub-dir overrides`, with run dirs `<root>/default/<method>/seed-<N>` (the layout of run_dir)."""
+    seeds, priors = list(seeds), [m for m in methods if m != "supervised"]
+    shares = [seeds[lane::jobs] for lane in range(jobs)] if priors else [[] for _ in range(jobs)]
+    load = [len(priors) * len(share) for share in shares]
+    supervised = [[] for _ in range(jobs)]
+    for seed in seeds if "supervised" in methods else []:  # each to the lane with the fewest runs so far
+        lane = load.index(min(load))
+        supervised[lane].append(seed)
+        load[lane] += 1
+    base = Path(root) / SEED_STUDY_PRESET
+    lines = []
+    for lane in range(jobs):
+        if priors and shares[lane]:
+            lines.append(f"{lane} priors-{lane} {','.join(map(str, shares[lane]))} {base} ${{prior.name}}/seed-${{seed}} "
+                         f"prior={','.join(priors)}")
+        if supervised[lane]:
+            lines.append(f"{lane} supervised-{lane} {','.join(map(str, supervised[lane]))} {base / 'supervised'} "
+                         f"seed-${{seed}} {method_override('supervised')}")
     return lines
 
 
@@ -274,7 +304,12 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default=" ".join(map(str, REPORTING_SEEDS)))
     parser.add_argument("--by-method", action="store_true", help="one line per preset and method (a sweep)")
     parser.add_argument("--chunk", type=int, default=None, help="with --by-method: at most this many seeds a line")
+    parser.add_argument("--lanes", type=int, default=None, help="`make seed-study`'s plan for this many lanes")
     args = parser.parse_args(argv)
+    if args.lanes:
+        methods = args.methods.split() if args.methods else list(all_methods())
+        print("\n".join(lane_sweeps(args.root, methods, [int(s) for s in args.seeds.split()], args.lanes)))
+        return
     presets = args.presets.split()
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:

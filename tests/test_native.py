@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rpm_cli.models import fused, native
+from rpm_cli.models import fused, native, sparse
 
 from tests.test_fast_path import _assert_same_step, _sparse_and_dense
 
@@ -74,14 +74,24 @@ def _stages(y1, y2, own1, own2, outside, grads):
     leaves = [t.clone().requires_grad_() for t in (y1, y2)]
     weight, bias = torch.tensor([1.5, 0.5, 2.0]).requires_grad_(), torch.tensor([0.1, -0.2, 0.3]).requires_grad_()
     scale, shift = torch.tensor([0.7, -1.2, 0.9]).requires_grad_(), torch.tensor([-2.0, 0.5, 0.0]).requires_grad_()
-    background = _random(*y2.shape, seed=7).sigmoid().requires_grad_()
+    values = _random(3, 3, 3, seed=7).sigmoid().requires_grad_()  # the background by border class
+    n, side = y2.shape[0], y2.shape[-1]
+    row_class, col_class = (torch.randint(0, 3, (n, side), generator=torch.Generator().manual_seed(s)).to(torch.uint8)
+                            for s in (8, 9))
     a, shift1, _, _ = fused.BatchNormReLU.apply(leaves[0], weight, bias, own1, outside, 10 * y1[0, 0].numel(), 1e-5,
                                                 True)
     total, squares = fused.MaskedMoments.apply(leaves[1], own2, shift.detach(), True)
-    cols, rows = fused.SigmoidDifferenceSums.apply(leaves[1], scale, shift, background, own2, True)
+    if native.library():  # as sparse.feature_marginals chooses
+        own2 = own2.contiguous()
+        cols, rows = fused.SigmoidClassDifferenceSums.apply(leaves[1], scale, shift, values, row_class, col_class,
+                                                            *sparse.class_weights(own2, row_class, col_class), own2)
+    else:
+        rc, cc = row_class.long(), col_class.long()
+        background = values[:, rc[:, :, None], cc[:, None, :]].transpose(0, 1)  # (n, 3, side, side)
+        cols, rows = fused.SigmoidDifferenceSums.apply(leaves[1], scale, shift, background, own2)
     outputs = [a, shift1, total, squares, cols, rows]
     loss = sum((o * g).sum() for o, g in zip(outputs, grads))
-    inputs = [*leaves, weight, bias, scale, shift, background]
+    inputs = [*leaves, weight, bias, scale, shift, values]
     return [o.detach() for o in outputs] + list(torch.autograd.grad(loss, inputs))
 
 
@@ -89,8 +99,8 @@ def _stage_inputs():
     y1, y2 = _random(21, 3, 12, 12), _random(21, 3, 10, 10, seed=1)
     own1 = (torch.rand(21, 1, 12, 12, generator=torch.Generator().manual_seed(2)) > 0.3).float()
     own2 = own1[..., 1:-1, 1:-1]  # a strided view, as sparse.py passes it
-    outside = torch.zeros(21, 1, 12, 12, dtype=torch.bool)
-    outside[4, :, :3] = True
+    outside = torch.zeros(21, 1, 12, 12)  # float 1 or 0, as Crops.outside1
+    outside[4, :, :3] = 1.0
     probe = _stages(y1, y2, own1, own2, outside, [0] * 6)[:6]
     grads = [_random(*o.shape, seed=10 + k) for k, o in enumerate(probe)]
     return y1, y2, own1, own2, outside, grads
@@ -103,7 +113,7 @@ def test_each_fused_stage_equals_its_torch_operations(monkeypatch):
         m.setattr(native, "library", lambda: None)
         theirs = _stages(*inputs)
     names = ["a", "shift1", "total", "squares", "cols", "rows", "grad y1", "grad y2", "grad weight", "grad bias",
-             "grad scale", "grad shift", "grad background"]
+             "grad scale", "grad shift", "grad background values"]
     for name, o, t in zip(names, ours, theirs):
         assert torch.allclose(o, t, rtol=1e-4, atol=1e-5), name
 
@@ -111,7 +121,7 @@ def test_each_fused_stage_equals_its_torch_operations(monkeypatch):
 def test_a_nan_stays_nan_through_batchnorm_and_relu_as_in_torch(monkeypatch):
     y = _random(4, 3, 12, 12)
     y[1, 0, 5, 5] = float("nan")
-    own, outside = torch.ones(4, 1, 12, 12), torch.zeros(4, 1, 12, 12, dtype=torch.bool)
+    own, outside = torch.ones(4, 1, 12, 12), torch.zeros(4, 1, 12, 12)
     args = (torch.ones(3), torch.zeros(3), own, outside, 4 * 144, 1e-5, True)
     ours = fused.BatchNormReLU.apply(y, *args)[0]
     monkeypatch.setattr(native, "library", lambda: None)

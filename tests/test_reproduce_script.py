@@ -1,16 +1,18 @@
 """scripts/reproduce.sh's scope, with a stub `rpm` that records each command instead of training: a quick look
 (fewer seeds than a claim needs) trains Fig. 1's three methods one run per sweep and skips the second world's
-grid; the registered study's seed count trains every method, one sweep per method, and runs the grid."""
+grid; the registered study's seed count trains every method, one sweep per method, and runs the grid. And
+scripts/seed_study.sh's: every method on every speed seed once, in lanes of (nearly) equal run counts."""
 import os
 import subprocess
 from pathlib import Path
 
-from rpm_cli.reproduction import FIG1_METHODS, MIN_SEEDS_FOR_A_CLAIM, REPORTING_SEEDS, all_methods
+from rpm_cli.reproduction import (FIG1_METHODS, MIN_SEEDS_FOR_A_CLAIM, REPORTING_SEEDS, SPEED_SEEDS, all_methods,
+                                  lane_sweeps)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _commands(tmp_path, **env) -> list[str]:
+def _commands(tmp_path, script="reproduce.sh", **env) -> list[str]:
     stub = tmp_path / "bin" / "rpm"
     stub.parent.mkdir()
     stub.write_text('#!/usr/bin/env bash\necho "rpm $*" >> "$CALLS"\n')
@@ -18,7 +20,7 @@ def _commands(tmp_path, **env) -> list[str]:
     calls = tmp_path / "calls"
     env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
            "OUT": str(tmp_path / "out"), "JOBS": "1", **env}
-    subprocess.run(["bash", "scripts/reproduce.sh"], cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run(["bash", f"scripts/{script}"], cwd=REPO, env=env, check=True, capture_output=True)
     return calls.read_text().splitlines()
 
 
@@ -52,3 +54,19 @@ def test_a_quick_look_takes_the_priors_and_the_grid_it_is_asked_for(tmp_path):
     commands = _commands(tmp_path, SEEDS="2", PRIORS="laplace", CLICA="1")
     assert {m for m, _ in _trained(commands)} == {*FIG1_METHODS, "laplace"}
     assert [c for c in commands if "data=clica" in c]
+
+
+def test_the_seed_study_trains_every_method_on_every_speed_seed_once_in_lanes_of_equal_size(tmp_path):
+    commands = _commands(tmp_path, script="seed_study.sh", JOBS="2")
+    runs, lanes = [], {}
+    for c in commands:
+        words = dict(w.split("=", 1) for w in c.split() if "=" in w)
+        methods = words["prior"].split(",") if "prior" in words else ["supervised"]
+        assert words["hydra.sweep.subdir"] == ("${prior.name}/seed-${seed}" if "prior" in words else "seed-${seed}")
+        runs += [(m, int(s)) for m in methods for s in words["seed"].split(",")]
+    assert sorted(runs) == sorted((m, s) for m in all_methods() for s in SPEED_SEEDS)  # 225 runs, each once
+    assert len(SPEED_SEEDS) == 25 and all("evaluate=true" in c and "trainer.threads=1" in c for c in commands)
+    assert len(commands) == 4 and (tmp_path / "out" / "timing.json").is_file()  # priors + supervised per lane
+    for lane, _, seeds, _, _, override in (line.split() for line in lane_sweeps(tmp_path, all_methods(), SPEED_SEEDS, 2)):
+        lanes[lane] = lanes.get(lane, 0) + len(seeds.split(",")) * len(override.split(","))
+    assert sorted(lanes.values()) == [112, 113]

@@ -5,6 +5,7 @@ of the 3 maps. Output z = (x1, y1, x2, y2, x3, y3) in units of the image size: p
 position (i + 0.5) / W, so z lies in (0, 1) and z * image_size is in the same pixel units as the
 generator's ball centres. Convolutions carry no bias: BatchNorm's mean subtraction cancels it.
 """
+import math
 from typing import ClassVar
 
 import torch
@@ -116,12 +117,14 @@ class CentreOfMassEncoder(Encoder):
     def maps_in_eval(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (F, 3, H, W) frames -> (F, M, H, W) maps with BatchNorm's running statistics, training's state
         untouched: near the balls only when the fast pass applies (~7x faster at paper size, equal to float
-        rounding, tests/test_fast_path.py)."""
+        rounding, tests/test_fast_path.py). Map health reads the same frames at every check, so their crops are
+        found once (sparse.crop_index)."""
         was_training = self.training
         self.eval()
         try:
             if self.skip_background and sparse.applies(self, frames):
-                return sparse.feature_maps(self, frames)
+                index = sparse.crop_index(frames, self.crop_tiles, self.tile)
+                return sparse.feature_maps(self, index.batch(torch.arange(len(frames), device=frames.device)))
             return self.feature_maps(frames)
         finally:
             self.train(was_training)
@@ -130,14 +133,26 @@ class CentreOfMassEncoder(Encoder):
     def _mass_near_centres(self, frames: torch.Tensor, radius_px: float) -> torch.Tensor:
         """uint8 (F, 3, H, W) frames -> (M, M): [k, j] the mean over frames of the share of map k's mass within
         radius_px of map j's centre of mass. Reads no labels; training's state is untouched."""
-        maps = self.maps_in_eval(frames).double()
+        maps = self.maps_in_eval(frames)
         f, m, h, w = maps.shape
-        centres = centre_of_mass(maps).reshape(f, m, 2)
-        dx = (pixel_positions(w, maps.device, maps.dtype) - centres[..., 0, None]) * w  # (F, M, W) in pixels
-        dy = (pixel_positions(h, maps.device, maps.dtype) - centres[..., 1, None]) * h  # (F, M, H)
-        near = (dy[:, :, :, None] ** 2 + dx[:, :, None, :] ** 2 < radius_px**2).to(maps.dtype)  # (F, M, H, W)
-        inside = torch.bmm(maps.view(f, m, h * w), near.view(f, m, h * w).transpose(1, 2))  # (F, M, M): k, j
-        return (inside / maps.sum((2, 3))[..., None]).mean(0).float()
+        # Sums in double without a double copy of the maps (a third of a reading's time at paper size)
+        cols, rows = maps.sum(2, dtype=torch.float64), maps.sum(3, dtype=torch.float64)
+        centres = centre_from_marginals(cols, rows).reshape(f, m, 2)
+        # Only the square of side `box` around each centre can lie within the radius: each map's mass is read there
+        # (every map against every centre), not over the whole image. The same floats; a reading on 64 paper-size
+        # frames took ~0.15 s instead of ~0.22 s (measured, one thread).
+        box = min(2 * math.ceil(radius_px) + 2, h, w)
+        steps = torch.arange(box, device=maps.device)
+        first_col = (centres[..., 0] * w - radius_px).floor().long().clamp(0, w - box)  # (F, M)
+        first_row = (centres[..., 1] * h - radius_px).floor().long().clamp(0, h - box)
+        box_cols, box_rows = first_col[..., None] + steps, first_row[..., None] + steps  # (F, M, box)
+        dx = (pixel_positions(w, centres.device, centres.dtype)[box_cols] - centres[..., 0, None]) * w  # (F, M, box) px
+        dy = (pixel_positions(h, centres.device, centres.dtype)[box_rows] - centres[..., 1, None]) * h
+        near = (dy[..., :, None] ** 2 + dx[..., None, :] ** 2 < radius_px**2).to(centres.dtype)  # (F, M, box, box)
+        pixels = (box_rows[..., :, None] * w + box_cols[..., None, :]).view(f, 1, m * box * box).expand(f, m, -1)
+        kept = maps.view(f, m, h * w).gather(2, pixels).double().view(f, m, m, box, box)  # map k in centre j's square
+        inside = (kept * near[:, None]).sum((3, 4))  # (F, M, M): k, j
+        return (inside / cols.sum(-1)[..., None]).mean(0).float()
 
     def map_concentration(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (F, 3, H, W) frames -> (M,): per map, the mean over frames of the fraction of its mass within

@@ -5,7 +5,8 @@ Why by hand: autograd's graph for these few lines makes ~2x as many passes over 
 forward and backward below, and those passes were most of a training step's time besides the convolutions
 (measured). The algebra is nn.BatchNorm2d's in training mode, a sigmoid and sums; tests/test_fast_path.py
 checks z, every gradient and the running statistics against the dense pass. With `kernels` (encoder.kernels=native)
-and rpm's CPU kernels built (native.py), each stage is one or two passes of native.c instead, the same algebra.
+and rpm's CPU kernels built (native.py), each stage is one or two passes of native.c instead, the same algebra
+(SigmoidClassDifferenceSums for the last stage, which reads the background by border class).
 """
 import torch
 
@@ -18,7 +19,7 @@ def _channel(v: torch.Tensor) -> torch.Tensor:
 
 class BatchNormReLU(torch.autograd.Function):
     """relu(batchnorm(y)) where the batch is y at `own` (1 or 0, (n, 1, h, w)) plus zeros up to `count`
-    pixels per channel; 0 where `outside` (True, (n, 1, h, w)).
+    pixels per channel; 0 where `outside` (1 or 0, (n, 1, h, w)) is 1.
 
     Returns (a, shift, mean, var): the activations, the per-channel shift (a = relu(y * scale + shift), so a
     zero pixel's value is relu(shift)), and the batch mean and (biased) variance for the running statistics.
@@ -26,7 +27,7 @@ class BatchNormReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, y, weight, bias, own, outside, count: int, eps: float, kernels: bool):
-        lib = native.usable(kernels, y, own)
+        lib = native.usable(kernels, y, own, outside)
         if lib:
             own = own.contiguous()
             total, squares = native.masked_moments(lib, y, own, y.new_zeros(y.shape[1]))
@@ -40,9 +41,9 @@ class BatchNormReLU(torch.autograd.Function):
         scale = weight * rstd
         shift = bias - mean * scale
         if lib:
-            a = native.scale_shift_relu(lib, y, scale, shift, outside.view(torch.uint8))
+            a = native.scale_shift_relu(lib, y, scale, shift, outside)
         else:
-            a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside, 0.0)
+            a = (y * _channel(scale)).add_(_channel(shift)).relu_().masked_fill_(outside.bool(), 0.0)
         ctx.save_for_backward(y, a, own, weight, mean, rstd, scale)
         ctx.count, ctx.lib = count, lib  # backward takes the same path as forward
         ctx.mark_non_differentiable(mean, var)
@@ -99,16 +100,10 @@ class MaskedMoments(torch.autograd.Function):
 
 class SigmoidDifferenceSums(torch.autograd.Function):
     """d = own * (sigmoid(y * scale + shift) - background) over crops (n, M, s, s): its column and row sums,
-    (n, M, s) each."""
+    (n, M, s) each. Torch's operations (encoder.kernels=torch); SigmoidClassDifferenceSums is rpm's kernels'."""
 
     @staticmethod
-    def forward(ctx, y, scale, shift, background, own, kernels: bool):
-        lib = ctx.lib = native.usable(kernels, y, scale, shift, background, own)
-        if lib:
-            own = own.contiguous()
-            maps = native.scale_shift(lib, y, scale, shift).sigmoid_()  # torch's vectorised sigmoid
-            ctx.save_for_backward(y, maps, own, scale)
-            return native.difference_sums(lib, maps, background, own)
+    def forward(ctx, y, scale, shift, background, own):
         maps = (y * _channel(scale)).add_(_channel(shift)).sigmoid_()
         d = (maps - background).mul_(own)
         ctx.save_for_backward(y, maps, own, scale)
@@ -117,11 +112,32 @@ class SigmoidDifferenceSums(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_cols, grad_rows):
         y, maps, own, scale = ctx.saved_tensors
-        if ctx.lib:
-            grad_y, grad_background, sum_pre, sum_pre_y = native.sigmoid_difference_grad(
-                ctx.lib, grad_cols, grad_rows, maps, y, own, scale)
-            return grad_y, sum_pre_y.float(), sum_pre.float(), grad_background, None, None
         grad_d = (grad_cols[:, :, None, :] + grad_rows[:, :, :, None]).mul_(own)
         grad_pre = grad_d * maps * (1 - maps)
-        return (grad_pre * _channel(scale), (grad_pre * y).sum((0, 2, 3)), grad_pre.sum((0, 2, 3)), -grad_d,
-                None, None)
+        return grad_pre * _channel(scale), (grad_pre * y).sum((0, 2, 3)), grad_pre.sum((0, 2, 3)), -grad_d, None
+
+
+class SigmoidClassDifferenceSums(torch.autograd.Function):
+    """SigmoidDifferenceSums by rpm's kernels, with the background given by border class rather than per pixel:
+    values (M, 3, 3) and each crop's row and column classes, uint8 (n, s) (sparse.Background). Its gradient,
+    -grad_d summed per class, is (grad_cols, grad_rows) against each crop's owned pixels per class along each
+    column and row, col_weights and row_weights (n, s, 9): no pixel-sized background or gradient is made."""
+
+    @staticmethod
+    def forward(ctx, y, scale, shift, values, row_class, col_class, col_weights, row_weights, own):
+        lib = ctx.lib = native.library()
+        maps = native.scale_shift(lib, y, scale, shift).sigmoid_()  # torch's vectorised sigmoid
+        ctx.save_for_backward(y, maps, own, scale, col_weights, row_weights)
+        ctx.values_shape = values.shape
+        return native.difference_sums(lib, maps, values, row_class, col_class, own)
+
+    @staticmethod
+    def backward(ctx, grad_cols, grad_rows):
+        y, maps, own, scale, col_weights, row_weights = ctx.saved_tensors
+        grad_y, sum_pre, sum_pre_y = native.sigmoid_difference_grad(ctx.lib, grad_cols, grad_rows, maps, y, own, scale)
+        # In double, like every other sum over the crops here: these sums largely cancel the background's (the
+        # float32 product moved the shift's gradient by ~1e-3 relative on fully lit frames, measured).
+        grad_values = -(torch.einsum("nsq,ncs->cq", col_weights.double(), grad_cols.double())
+                        + torch.einsum("nsq,ncs->cq", row_weights.double(), grad_rows.double()))
+        return (grad_y, sum_pre_y.float(), sum_pre.float(), grad_values.float().view(ctx.values_shape),
+                None, None, None, None, None)

@@ -140,14 +140,14 @@ int conv3x3_weight_grad(const float* gy, const float* x, float* gw, long n, int 
 }
 
 /* ---- The elementwise stages of fused.py, over tensors (n, C, P): n crops, C channels, P pixels a crop.
- * Masks are (n, P): own (float, 1 or 0) and outside (uint8, 1 where a pixel lies outside the image). Sums per
+ * Masks are (n, P): own (float, 1 or 0) and outside (float, 1 where a pixel lies outside the image). Sums per
  * channel are taken in double over CHUNK crops at a time, then added in chunk order. */
 
 /* Two sums per channel of per-pixel terms, over n crops: `plane` gives a crop's two sums over one channel's P
  * pixels (8 float lanes, added in double); crops are added in double CHUNK at a time, then chunks in order. */
 typedef struct {
   const float *y, *own, *shift, *grad_a, *a, *grad_cols, *grad_rows, *maps, *scale;
-  float *grad_y, *grad_background;
+  float* grad_y;
   long P;
   int C, side;
 } Planes;
@@ -238,24 +238,33 @@ int masked_moments_grad(const float* y, const float* own, const float* shift, co
       const float* op = own + b * P;
       float* gp = grad_y + (b * C + c) * P;
       const float two_g = 2.f * grad_squares[c], g = grad_total[c], s = shift[c];
-      for (long p = 0; p < P; ++p) gp[p] = op[p] * (two_g * (yp[p] - s) + g);
+      long p = 0;
+      for (; p + 8 <= P; p += 8) store8(gp + p, load8(op + p) * (two_g * (load8(yp + p) - s) + g));
+      for (; p < P; ++p) gp[p] = op[p] * (two_g * (yp[p] - s) + g);
     }
   return 0;
 }
 
-/* a = relu(y * scale[c] + shift[c]), and 0 where outside. */
-int scale_shift_relu(const float* y, const float* scale, const float* shift, const unsigned char* outside,
+/* a = relu(y * scale[c] + shift[c]), and 0 where outside (1 or 0) is 1. */
+int scale_shift_relu(const float* y, const float* scale, const float* shift, const float* outside,
                       float* a, long n, int C, long P) {
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
     for (int c = 0; c < C; ++c) {
       const float* yp = y + (b * C + c) * P;
-      const unsigned char* out = outside + b * P;
+      const float* out = outside + b * P;
       float* ap = a + (b * C + c) * P;
       const float k = scale[c], s = shift[c];
-      for (long p = 0; p < P; ++p) {
+      const v8 zero = {0};
+      long p = 0;
+      for (; p + 8 <= P; p += 8) {
+        v8 v = load8(yp + p) * k + s;
+        v8i keep = (load8(out + p) == zero) & ~(v <= zero);  /* NaN stays NaN, as in torch's relu */
+        store8(ap + p, (v8)((v8i)v & keep));
+      }
+      for (; p < P; ++p) {
         float v = yp[p] * k + s;
-        ap[p] = (out[p] || v <= 0.f) ? 0.f : v;  /* NaN stays NaN, as in torch's relu */
+        ap[p] = (out[p] != 0.f || v <= 0.f) ? 0.f : v;
       }
     }
   return 0;
@@ -277,7 +286,13 @@ int batchnorm_relu_grad(const float* grad_a, const float* a, const float* y, con
       const long at = (b * C + c) * P;
       const float* op = own + b * P;
       const float ky = k_y[c], ko = k_own[c], sc = scale[c];
-      for (long p = 0; p < P; ++p) {
+      const v8 zero = {0};
+      long p = 0;
+      for (; p + 8 <= P; p += 8) {
+        v8 g = (v8)((v8i)load8(grad_a + at + p) & (load8(a + at + p) > zero));
+        store8(grad_y + at + p, load8(op + p) * (load8(y + at + p) * ky + ko) + g * sc);
+      }
+      for (; p < P; ++p) {
         float g = a[at + p] > 0.f ? grad_a[at + p] : 0.f;
         grad_y[at + p] = op[p] * (y[at + p] * ky + ko) + g * sc;
       }
@@ -299,22 +314,29 @@ int scale_shift(const float* y, const float* scale, const float* shift, float* o
 }
 
 /* d = own * (maps - background) over crops (n, C, side, side): cols (n, C, side) its sums over rows, rows
- * (n, C, side) its sums over columns, each added in index order. */
-int difference_sums(const float* maps, const float* background, const float* own, float* cols, float* rows, long n,
-                     int C, int side) {
+ * (n, C, side) its sums over columns, each added in index order. The background holds one value per channel and
+ * border class, values (C, 3, 3): pixel (i, j) of crop b reads values[c][row_class[b, i]][col_class[b, j]]. */
+int difference_sums(const float* maps, const float* values, const unsigned char* row_class,
+                     const unsigned char* col_class, const float* own, float* cols, float* rows, long n, int C,
+                     int side) {
   const long P = (long)side * side;
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < n; ++b)
     for (int c = 0; c < C; ++c) {
       const long at = (b * C + c) * P;
       const float* op = own + b * P;
+      const unsigned char *rc = row_class + b * side, *cc = col_class + b * side;
       float* col = cols + (b * C + c) * side;
       float* row = rows + (b * C + c) * side;
+      float background[3 * side];  /* the crop's background row for each row class */
+      for (int r = 0; r < 3; ++r)
+        for (int j = 0; j < side; ++j) background[r * side + j] = values[c * 9 + r * 3 + cc[j]];
       for (int j = 0; j < side; ++j) col[j] = 0.f;
       for (int i = 0; i < side; ++i) {
+        const float* bg = background + rc[i] * side;
         float r = 0.f;
         for (int j = 0; j < side; ++j) {
-          float d = op[i * side + j] * (maps[at + i * side + j] - background[at + i * side + j]);
+          float d = op[i * side + j] * (maps[at + i * side + j] - bg[j]);
           col[j] += d;
           r += d;
         }
@@ -324,7 +346,7 @@ int difference_sums(const float* maps, const float* background, const float* own
   return 0;
 }
 
-/* One plane of sigmoid_difference_grad: writes grad_y and grad_background, sums grad_pre and grad_pre * y. */
+/* One plane of sigmoid_difference_grad: writes grad_y, sums grad_pre and grad_pre * y. */
 static void sigmoid_grad_plane(const Planes* t, long b, int c, double out[2]) {
   const int side = t->side;
   const long P = t->P, at = (b * t->C + c) * P;
@@ -342,7 +364,6 @@ static void sigmoid_grad_plane(const Planes* t, long b, int c, double out[2]) {
       v8 m = load8(t->maps + px);
       v8 grad_pre = grad_d * m * (1.f - m);
       store8(t->grad_y + px, grad_pre * scale);
-      store8(t->grad_background + px, -grad_d);
       ls += grad_pre;
       lq += grad_pre * load8(t->y + px);
     }
@@ -354,7 +375,6 @@ static void sigmoid_grad_plane(const Planes* t, long b, int c, double out[2]) {
       float m = t->maps[px];
       float grad_pre = grad_d * m * (1.f - m);
       t->grad_y[px] = grad_pre * scale;
-      t->grad_background[px] = -grad_d;
       s += grad_pre;
       q += (double)grad_pre * t->y[px];
     }
@@ -363,13 +383,14 @@ static void sigmoid_grad_plane(const Planes* t, long b, int c, double out[2]) {
   out[1] = q;
 }
 
-/* The backward of difference_sums(sigmoid(y * scale + shift), background, own): with grad_d = own *
+/* The backward of difference_sums(sigmoid(y * scale + shift), ...) as far as y: with grad_d = own *
  * (grad_cols[j] + grad_rows[i]) and grad_pre = grad_d * maps * (1 - maps): grad_y = grad_pre * scale[c],
- * grad_background = -grad_d, sum_pre[c] = the sum of grad_pre, sum_pre_y[c] = that of grad_pre * y. */
+ * sum_pre[c] = the sum of grad_pre, sum_pre_y[c] = that of grad_pre * y. (The background's gradient, -grad_d
+ * summed per class, is fused.py's: a product of two small matrices.) */
 int sigmoid_difference_grad(const float* grad_cols, const float* grad_rows, const float* maps, const float* y,
-                             const float* own, const float* scale, float* grad_y, float* grad_background,
-                             double* sum_pre, double* sum_pre_y, long n, int C, int side) {
+                             const float* own, const float* scale, float* grad_y, double* sum_pre,
+                             double* sum_pre_y, long n, int C, int side) {
   Planes t = {.grad_cols = grad_cols, .grad_rows = grad_rows, .maps = maps, .y = y, .own = own, .scale = scale,
-              .grad_y = grad_y, .grad_background = grad_background, .P = (long)side * side, .C = C, .side = side};
+              .grad_y = grad_y, .P = (long)side * side, .C = C, .side = side};
   return channel_sums(sigmoid_grad_plane, &t, n, sum_pre, sum_pre_y);
 }

@@ -190,7 +190,7 @@ def masked_moments_grad(lib, y, own, shift, grad_total, grad_squares) -> torch.T
 
 
 def scale_shift_relu(lib, y, scale, shift, outside) -> torch.Tensor:
-    """relu(y * scale + shift), 0 where `outside` (uint8 (n, 1, h, w))."""
+    """relu(y * scale + shift), 0 where `outside` (float 1 or 0, (n, 1, h, w)) is 1."""
     a = torch.empty_like(y)
     _call(lib.scale_shift_relu, y, _per_channel(scale), _per_channel(shift),
                          outside, a, *_sizes(y))
@@ -221,21 +221,20 @@ def scale_shift(lib, y, scale, shift) -> torch.Tensor:
     return out
 
 
-def difference_sums(lib, maps, background, own) -> tuple:
-    """d = own * (maps - background) over (n, C, s, s): its sums over rows and over columns, (n, C, s) each."""
+def difference_sums(lib, maps, values, row_class, col_class, own) -> tuple:
+    """d = own * (maps - background) over (n, C, s, s), the background by border class (values (C, 3, 3), classes
+    uint8 (n, s)): its sums over rows and over columns, (n, C, s) each."""
     n, c, side = maps.shape[0], maps.shape[1], maps.shape[-1]
     cols, rows = maps.new_empty(n, c, side), maps.new_empty(n, c, side)
-    _call(lib.difference_sums, maps, background, own, cols, rows,
-                        n, c, side)
+    _call(lib.difference_sums, maps, _per_channel(values), row_class, col_class, own, cols, rows, n, c, side)
     return cols, rows
 
 
 def sigmoid_difference_grad(lib, grad_cols, grad_rows, maps, y, own, scale) -> tuple:
-    """(grad_y, grad_background, sum of grad_pre, sum of grad_pre * y): see native.c."""
+    """(grad_y, sum of grad_pre, sum of grad_pre * y): see native.c."""
     n, c, side = y.shape[0], y.shape[1], y.shape[-1]
-    grad_y, grad_background = torch.empty_like(y), torch.empty_like(y)
+    grad_y = torch.empty_like(y)
     sum_pre, sum_pre_y = (y.new_empty(c, dtype=torch.float64) for _ in range(2))
-    _call(lib.sigmoid_difference_grad, grad_cols, grad_rows, maps,
-                                y, own, _per_channel(scale), grad_y,
-                                grad_background, sum_pre, sum_pre_y, n, c, side)
-    return grad_y, grad_background, sum_pre, sum_pre_y
+    _call(lib.sigmoid_difference_grad, grad_cols, grad_rows, maps, y, own, _per_channel(scale), grad_y, sum_pre,
+          sum_pre_y, n, c, side)
+    return grad_y, sum_pre, sum_pre_y

@@ -306,9 +306,13 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk", type=int, default=None, help="with --by-method: at most this many seeds a line")
     parser.add_argument("--lanes", type=int, default=None, help="`make seed-study`'s plan for this many lanes")
     args = parser.parse_args(argv)
-    if args.lanes:
+    if args.lanes:  # timing only: the speed seeds, whose scores are never reported
         methods = args.methods.split() if args.methods else list(all_methods())
-        print("\n".join(lane_sweeps(args.root, methods, [int(s) for s in args.seeds.split()], args.lanes)))
+        seeds = [int(s) for s in args.seeds.split()]
+        if not seeds or any(s not in SPEED_SEEDS for s in seeds):
+            parser.error(f"SEEDS for the seed study must be speed seeds, {SPEED_SEEDS[0]}-{SPEED_SEEDS[-1]} "
+                         f"(configs/protocol.yaml), or a count up to {len(SPEED_SEEDS)} (got {args.seeds})")
+        print("\n".join(lane_sweeps(args.root, methods, seeds, args.lanes)))
         return
     presets = args.presets.split()
     unknown = [p for p in presets if p not in PRESETS]

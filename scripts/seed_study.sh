@@ -3,7 +3,7 @@
 # configs/prior/) on the 25 speed seeds of configs/protocol.yaml, 225 runs at today's default recipe and paper
 # size, trained and evaluated on the validation and test videos, JOBS lanes side by side; prints the wall time
 # and runs per hour and writes $OUT/timing.json. Timing only: the speed seeds' scores are never reported or
-# selected on. Re-running skips finished runs and resumes killed ones (the time then covers the new ones).
+# selected on. Re-running skips finished runs and resumes killed ones (the time and rate then cover the new ones).
 #   OUT=outputs/seed-study  SEEDS=25 (the first N speed seeds, or a list "900 901")  METHODS="all" (or a list)
 #   JOBS=2  EXTRA="..." (more overrides for every run)
 set -euo pipefail
@@ -19,10 +19,11 @@ JOBS=${JOBS:-2}
 EXTRA=${EXTRA:-}
 THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
 mkdir -p "$OUT/logs"
-plan=$(python -m rpm_cli.reproduction "$OUT" --lanes "$JOBS" --methods "$METHODS" --seeds "$SEEDS")
+plan=$(python -m rpm_cli.reproduction "$OUT" --lanes "$JOBS" --methods "$METHODS" --seeds "$SEEDS") || exit 2
 runs=$(wc -w <<<"$SEEDS")
 runs=$(( runs * $(wc -w <<<"$METHODS") ))
-echo "seed study: $runs runs in $JOBS lanes ($THREADS thread(s) each) under $OUT"
+reused=$(python -c "import pathlib, sys; print(len(list(pathlib.Path(sys.argv[1]).glob('default/*/seed-*/evaluation.json'))))" "$OUT")
+echo "seed study: $runs runs in $JOBS lanes ($THREADS thread(s) each) under $OUT ($reused done before: not timed)"
 start=$(date +%s)
 
 lane() {  # one lane's sweeps (its priors, then its supervised runs), one after the other; a failed sweep is
@@ -31,7 +32,7 @@ lane() {  # one lane's sweeps (its priors, then its supervised runs), one after 
   while read -r _ label seeds parent subdir override; do
     # shellcheck disable=SC2086
     if ! rpm train -m "$override" seed="$seeds" evaluate=true trainer.threads="$THREADS" trainer.progress=false \
-        hydra.sweep.dir="$parent" hydra.sweep.subdir="$subdir" $EXTRA >>"$OUT/logs/$label.log" 2>&1; then
+        hydra.sweep.dir="$parent" hydra.sweep.subdir="$subdir" $EXTRA >>"$OUT/logs/$label.log" 2>&1 </dev/null; then
       echo "FAILED $label seeds $seeds: see $OUT/logs/$label.log" >&2
       failed=1
     fi
@@ -47,15 +48,17 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 wall=$(( $(date +%s) - start ))
-python - "$OUT" "$wall" "$runs" "$JOBS" <<'PY'
-import json, sys
+python - "$OUT" "$wall" "$runs" "$JOBS" "$reused" <<'PY'
+import sys
 from pathlib import Path
 from rpm_cli.atomic import write_json
-out, wall, runs, jobs = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out, (wall, runs, jobs, reused) = Path(sys.argv[1]), map(int, sys.argv[2:])
 evaluated = len(list(out.glob("default/*/seed-*/evaluation.json")))
-write_json(out / "timing.json", {"wall_seconds": wall, "runs": runs, "evaluated": evaluated, "jobs": jobs,
-                                 "runs_per_hour": round(runs * 3600 / wall, 1) if wall else None})
-print(f"seed study: {evaluated} of {runs} runs evaluated; {wall // 60} min {wall % 60} s wall"
-      + (f", {runs * 3600 / wall:.0f} runs per hour" if wall else ""))
+timed = evaluated - reused  # the runs this start trained and evaluated
+rate = round(timed * 3600 / wall, 1) if wall and timed else None
+write_json(out / "timing.json", {"wall_seconds": wall, "runs": runs, "evaluated": evaluated, "reused": reused,
+                                 "jobs": jobs, "runs_per_hour": rate})
+print(f"seed study: {evaluated} of {runs} runs evaluated ({timed} by this start in {wall // 60} min {wall % 60} s"
+      + (f": {rate:.0f} runs per hour)" if rate else ")"))
 PY
 exit $status

@@ -57,7 +57,7 @@ def test_a_quick_look_takes_the_priors_and_the_grid_it_is_asked_for(tmp_path):
 
 
 def test_the_seed_study_trains_every_method_on_every_speed_seed_once_in_lanes_of_equal_size(tmp_path):
-    commands = _commands(tmp_path, script="seed_study.sh", JOBS="2")
+    commands = _commands(tmp_path, script="seed_study.sh", JOBS="2", OMP_NUM_THREADS="2")  # nproc: 2 cores
     runs, lanes = [], {}
     for c in commands:
         words = dict(w.split("=", 1) for w in c.split() if "=" in w)
@@ -70,3 +70,10 @@ def test_the_seed_study_trains_every_method_on_every_speed_seed_once_in_lanes_of
     for lane, _, seeds, _, _, override in (line.split() for line in lane_sweeps(tmp_path, all_methods(), SPEED_SEEDS, 2)):
         lanes[lane] = lanes.get(lane, 0) + len(seeds.split(",")) * len(override.split(","))
     assert sorted(lanes.values()) == [112, 113]
+
+
+def test_the_seed_study_refuses_seeds_outside_the_speed_role_before_any_run(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "SEEDS": f"{REPORTING_SEEDS[0]}"}
+    done = subprocess.run(["bash", "scripts/seed_study.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "must be speed seeds" in done.stderr
+    assert not (tmp_path / "out" / "default").exists()

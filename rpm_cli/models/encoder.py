@@ -138,19 +138,19 @@ class CentreOfMassEncoder(Encoder):
         # Sums in double without a double copy of the maps (a third of a reading's time at paper size)
         cols, rows = maps.sum(2, dtype=torch.float64), maps.sum(3, dtype=torch.float64)
         centres = centre_from_marginals(cols, rows).reshape(f, m, 2)
-        # Only the square of side `box` around each centre can lie within the radius: each map's mass is read there
-        # (every map against every centre), not over the whole image. The same floats; a reading on 64 paper-size
-        # frames took ~0.15 s instead of ~0.22 s (measured, one thread).
-        box = min(2 * math.ceil(radius_px) + 2, h, w)
-        steps = torch.arange(box, device=maps.device)
-        first_col = (centres[..., 0] * w - radius_px).floor().long().clamp(0, w - box)  # (F, M)
-        first_row = (centres[..., 1] * h - radius_px).floor().long().clamp(0, h - box)
-        box_cols, box_rows = first_col[..., None] + steps, first_row[..., None] + steps  # (F, M, box)
+        # Only the box of 2 * ceil(radius) + 2 pixels a side around each centre can lie within the radius: each
+        # map's mass is read there (every map against every centre), not over the whole image. The same values to
+        # double rounding; a reading on 64 paper-size frames took ~0.14 s instead of ~0.22 s (measured, one thread).
+        box_h, box_w = (min(2 * math.ceil(radius_px) + 2, n) for n in (h, w))
+        first_col = (centres[..., 0] * w - radius_px).floor().long().clamp(0, w - box_w)  # (F, M)
+        first_row = (centres[..., 1] * h - radius_px).floor().long().clamp(0, h - box_h)
+        box_cols = first_col[..., None] + torch.arange(box_w, device=maps.device)  # (F, M, box_w)
+        box_rows = first_row[..., None] + torch.arange(box_h, device=maps.device)  # (F, M, box_h)
         dx = (pixel_positions(w, centres.device, centres.dtype)[box_cols] - centres[..., 0, None]) * w  # (F, M, box) px
         dy = (pixel_positions(h, centres.device, centres.dtype)[box_rows] - centres[..., 1, None]) * h
-        near = (dy[..., :, None] ** 2 + dx[..., None, :] ** 2 < radius_px**2).to(centres.dtype)  # (F, M, box, box)
-        pixels = (box_rows[..., :, None] * w + box_cols[..., None, :]).view(f, 1, m * box * box).expand(f, m, -1)
-        kept = maps.view(f, m, h * w).gather(2, pixels).double().view(f, m, m, box, box)  # map k in centre j's square
+        near = (dy[..., :, None] ** 2 + dx[..., None, :] ** 2 < radius_px**2).to(centres.dtype)  # (F, M, box_h, box_w)
+        pixels = (box_rows[..., :, None] * w + box_cols[..., None, :]).view(f, 1, -1).expand(f, m, -1)
+        kept = maps.view(f, m, h * w).gather(2, pixels).double().view(f, m, m, box_h, box_w)  # map k, centre j's box
         inside = (kept * near[:, None]).sum((3, 4))  # (F, M, M): k, j
         return (inside / cols.sum(-1)[..., None]).mean(0).float()
 

@@ -42,7 +42,7 @@ lane() {  # one lane's sweeps (its priors, then its supervised runs), one after 
 
 pids=()
 for i in $(seq 0 $(( JOBS - 1 ))); do
-  grep "^$i " <<<"$plan" | lane &
+  { grep "^$i " <<<"$plan" || true; } | lane &  # a lane may have nothing to do (fewer runs than lanes)
   pids+=($!)
 done
 status=0

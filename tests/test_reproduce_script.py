@@ -72,6 +72,11 @@ def test_the_seed_study_trains_every_method_on_every_speed_seed_once_in_lanes_of
     assert sorted(lanes.values()) == [112, 113]
 
 
+def test_a_seed_study_with_fewer_runs_than_lanes_leaves_a_lane_idle_without_failing(tmp_path):
+    commands = _commands(tmp_path, script="seed_study.sh", JOBS="2", SEEDS="1", METHODS="gaussian")
+    assert len(commands) == 1 and f"seed={SPEED_SEEDS[0]} " in commands[0]
+
+
 def test_the_seed_study_refuses_seeds_outside_the_speed_role_before_any_run(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "SEEDS": f"{REPORTING_SEEDS[0]}"}
     done = subprocess.run(["bash", "scripts/seed_study.sh"], cwd=REPO, env=env, capture_output=True, text=True)

@@ -160,7 +160,7 @@ def test_a_videos_crop_index_gives_each_batch_the_crops_of_its_frames():
     index = torch.tensor([7, 2, 29, 2, 15, 0])
     crops = sparse.CropIndex(frames, side=3, tile=8, chunk=8).batch(index)
     direct = sparse.crops_of(frames[index], side=3, tile=8)
-    for name in ("frame", "top", "left", "owned", "pixels", "class_pixels"):
+    for name in ("frame", *sparse.PER_CROP):
         assert torch.equal(getattr(crops, name), getattr(direct, name)), name
     fast, dense = _sparse_and_dense()
     fast.crop_tiles = 3

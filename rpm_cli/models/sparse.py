@@ -188,7 +188,6 @@ class Crops:
     left: torch.Tensor          # (n,) in tiles
     owned: torch.Tensor         # (n, side, side) bool: the tiles each crop counts
     pixels: torch.Tensor        # (n, 3, side * tile + 2 * HALO, ...) uint8: each crop with its halo
-    class_pixels: torch.Tensor  # (n, 3, 3): each crop's owned pixels per border class (see Background)
     own1: torch.Tensor          # (n, 1, window - 2, ...) float 1 or 0: the pixels each crop owns, at conv1's
     own2: torch.Tensor          # (n, 1, window - 4, ...) and conv2's outputs
     outside1: torch.Tensor      # (n, 1, window - 2, ...) float 1 where conv1's output lies outside the image
@@ -208,8 +207,8 @@ class Crops:
         return out
 
 
-PER_CROP = ("top", "left", "owned", "pixels", "class_pixels", "own1", "own2", "outside1", "row_class", "col_class",
-            "col_weights", "row_weights")  # Crops' fields with one entry per crop
+PER_CROP = ("top", "left", "owned", "pixels", "own1", "own2", "outside1", "row_class", "col_class", "col_weights",
+            "row_weights")  # Crops' fields with one entry per crop
 
 
 def _crop_constants(owned, top, left, height: int, width: int, tile: int) -> tuple:
@@ -238,16 +237,6 @@ def class_weights(own: torch.Tensor, row_class: torch.Tensor, col_class: torch.T
     return col_weights, row_weights
 
 
-def _class_pixels(owned, top, left, height: int, width: int, tile: int) -> torch.Tensor:
-    """(n, 3, 3): how many of each crop's owned pixels fall in each border class (first, interior or last
-    row, by the same for columns)."""
-    steps = torch.arange(owned.shape[1], device=owned.device)
-    row_onehot = F.one_hot(_border_classes(height, owned.device), 3).view(-1, tile, 3).sum(1).float()
-    col_onehot = F.one_hot(_border_classes(width, owned.device), 3).view(-1, tile, 3).sum(1).float()
-    rows, cols = row_onehot[top[:, None] + steps], col_onehot[left[:, None] + steps]  # (n, side, 3)
-    return torch.einsum("nir,nij,njk->nrk", rows, owned.float(), cols)
-
-
 def crops_of(frames: torch.Tensor, side: int, tile: int) -> Crops:
     """uint8 (B, 3, H, W) frames -> their Crops (crop side in tiles of `tile` pixels, at most the frame's)."""
     n_frames, _, h, w = frames.shape
@@ -257,8 +246,7 @@ def crops_of(frames: torch.Tensor, side: int, tile: int) -> Crops:
     frame, top, left, owned = (t[order].to(frames.device) for t in (frame, top, left, owned))
     window = side * tile + 2 * HALO
     pixels = F.pad(frames, (HALO,) * 4).unfold(2, window, tile).unfold(3, window, tile)[frame, :, top, left]
-    return Crops(n_frames, h, w, tile, frame, top, left, owned, pixels, _class_pixels(owned, top, left, h, w, tile),
-                 *_crop_constants(owned, top, left, h, w, tile))
+    return Crops(n_frames, h, w, tile, frame, top, left, owned, pixels, *_crop_constants(owned, top, left, h, w, tile))
 
 
 class CropIndex:
@@ -329,7 +317,8 @@ def _second_layer(encoder, crops: Crops) -> tuple:
     k = torch.relu(shift1)
     background = Background(F.conv2d(k.view(1, -1, 1, 1).expand(1, -1, 3, 3), encoder.conv2.weight,
                                      padding=1)[0], h, w)
-    pixels = n_frames * background.pixel_counts() - crops.class_pixels.sum(0)
+    # The crops' owned pixels per border class (whole numbers: exact in float32 up to 2^24 pixels a batch)
+    pixels = n_frames * background.pixel_counts() - crops.col_weights.sum((0, 1)).view(3, 3)
     scale2, shift2 = _layer_stats(encoder.bn2, y2, crops.own2, count, (background.values, pixels), kernels)
     maps = background.map(lambda v: torch.sigmoid(v * _channel(scale2) + _channel(shift2)))
     return y2, scale2, shift2, maps, crops.own2

@@ -145,7 +145,7 @@ def lane_sweeps(root, methods, seeds, jobs: int) -> list[str]:
     supervised baseline's seeds dealt to even the lanes up. One line per sweep: `lane label seeds(comma-separated)
     sweep-dir sub-dir overrides`, with run dirs `<root>/default/<method>/seed-<N>` (the layout of run_dir)."""
     seeds, priors = list(seeds), [m for m in methods if m != "supervised"]
-    shares = [seeds[lane::jobs] for lane in range(jobs)] if priors else [[] for _ in range(jobs)]
+    shares = [seeds[lane::jobs] for lane in range(jobs)]
     load = [len(priors) * len(share) for share in shares]
     supervised = [[] for _ in range(jobs)]
     for seed in seeds if "supervised" in methods else []:  # each to the lane with the fewest runs so far

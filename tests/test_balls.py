@@ -148,8 +148,15 @@ def test_cache_is_reused_and_bad_cache_regenerated(tmp_path, monkeypatch):
     assert np.array_equal(first.frames, again.frames)
     monkeypatch.undo()
 
-    files[0].write_bytes(files[0].read_bytes()[:1000])  # truncated by a crash or a full disk
-    balls.forget_recent_videos()
-    regenerated = load_video(cfg, seed=0, n_frames=30)
-    assert np.array_equal(first.frames, regenerated.frames)
+    good = files[0].read_bytes()
+    data = good.index(b"\n", good.index(b"\x93NUMPY")) + 1  # the frames' pixels start after their .npy header
+    lit = good.index(bytes([255]) * 8, data)  # a byte of a ball's pixels
+    for bad in (good[:1000],  # truncated by a crash or a full disk
+                good[:lit] + bytes([good[lit] ^ 1]) + good[lit + 1:]):  # one bit flipped: the same length
+        files[0].unlink()  # as a writer would replace it: the mapped file of `again` stays as it was
+        files[0].write_bytes(bad)
+        balls.forget_recent_videos()
+        regenerated = load_video(cfg, seed=0, n_frames=30)
+        assert np.array_equal(first.frames, regenerated.frames)  # not the flipped bit
+    assert np.array_equal(first.frames, again.frames)  # a replaced file leaves the mapped arrays as they were
     assert not list(tmp_path.glob("*.tmp*"))

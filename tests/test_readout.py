@@ -1,6 +1,11 @@
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy.optimize import linear_sum_assignment
 
 from rpm_cli.readout import best_assignment, chance_metrics, joint_l2, readout_metrics
+from tests.helpers import examples
 
 
 def _centres(n, seed):
@@ -35,6 +40,19 @@ def test_best_assignment_by_hand():
     cost = np.array([[5.0, 1.0, 9.0], [1.0, 5.0, 9.0], [9.0, 9.0, 0.0]])
     assert sorted(best_assignment(cost)) == [(0, 1), (1, 0), (2, 2)]
     assert sorted(best_assignment(np.array([[3.0, 1.0, 2.0]]))) == [(0, 1)]
+
+
+@settings(max_examples=examples(200))
+@given(st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
+    lambda shape: arrays(np.float64, shape, elements=st.integers(-5, 5).map(float) | st.floats(-1e3, 1e3))))
+def test_best_assignment_costs_what_scipys_hungarian_costs(cost):
+    """Tried matchings (up to 8 x 8) and scipy's Hungarian (beyond) both find a least-cost matching, ties (whole
+    numbers) included: one column per row, min(rows, cols) pairs, the same total as scipy's."""
+    pairs = best_assignment(cost)
+    rows, cols = linear_sum_assignment(cost)
+    assert len(pairs) == min(cost.shape)
+    assert len({r for r, _ in pairs}) == len({c for _, c in pairs}) == len(pairs)
+    assert np.isclose(sum(cost[r, c] for r, c in pairs), cost[rows, cols].sum(), rtol=1e-12, atol=1e-9)
 
 
 def test_chance_is_distance_to_training_mean():

@@ -3,10 +3,18 @@ last few kept in this process.
 
 A file that is missing, truncated, corrupt or for another key is regenerated, and written atomically, so a
 killed run never leaves a half-written cache behind.
+
+A cached file is mapped into memory, not read: its pages come from the OS's file cache, shared by every
+process that reads the same video, and nothing is copied. For a run's three paper-size videos that takes
+0.10-0.13 s against 0.47 s for np.load (measured), which is most of what `rpm evaluate` spent on its videos.
 """
 import hashlib
 import json
 import logging
+import mmap
+import struct
+import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -31,15 +39,44 @@ def _read(path: Path, key: dict, valid: Callable[[dict], bool]) -> dict | None:
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            stored_key = json.loads(str(npz["key"]))
-            arrays = {name: npz[name] for name in npz.files if name != "key"}
+        arrays = _mapped_npz(path)
+        stored_key = json.loads(str(arrays.pop("key")))
     except Exception as exc:  # zipfile, OSError, ValueError, KeyError: any unreadable file is regenerated
         log.warning("cache %s is unreadable (%s); regenerating", path, exc)
         return None
     if stored_key != key or not valid(arrays):
         log.warning("cache %s does not match its config; regenerating", path)
         return None
+    return arrays
+
+
+_NPY_HEADER = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _mapped_npz(path: Path) -> dict:
+    """The arrays of an npz as np.savez writes it (each member an uncompressed .npy), as views of the file mapped
+    copy-on-write. Each member's CRC is checked as np.load checks it, so a torn or corrupt file raises here.
+    (Nobody writes to them, cache.load's objects being shared; a write would change only this process's copy.)"""
+    arrays = {}
+    with open(path, "rb") as f, zipfile.ZipFile(path) as archive:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        for member in archive.infolist():
+            if member.compress_type != zipfile.ZIP_STORED or not member.filename.endswith(".npy"):
+                raise ValueError(f"{member.filename} is not an uncompressed .npy")
+            # The zip format's local header: 30 bytes, the name and an extra field, then the member's bytes.
+            local = member.header_offset
+            if mapped[local:local + 4] != b"PK\x03\x04":
+                raise ValueError(f"{member.filename}: no local header")
+            name_length, extra_length = struct.unpack("<HH", mapped[local + 26:local + 30])
+            start = local + 30 + name_length + extra_length
+            if zlib.crc32(memoryview(mapped)[start:start + member.file_size]) != member.CRC:
+                raise ValueError(f"{member.filename} fails its CRC")
+            f.seek(start)
+            shape, fortran_order, dtype = _NPY_HEADER[np.lib.format.read_magic(f)](f)
+            if dtype.hasobject or f.tell() + dtype.itemsize * int(np.prod(shape)) > start + member.file_size:
+                raise ValueError(f"{member.filename}: an object array or a header that overruns its data")
+            arrays[member.filename[:-4]] = np.ndarray(shape, dtype, buffer=mapped, offset=f.tell(),
+                                                      order="F" if fortran_order else "C")
     return arrays
 
 

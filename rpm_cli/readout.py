@@ -27,7 +27,7 @@ def mean_l2(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.linalg.norm(pred - true, axis=-1).mean())
 
 
-EVERY_MATCHING_UP_TO = 40_320  # 8!: below this many matchings each is tried (3 balls: 6); scipy's Hungarian beyond
+EVERY_MATCHING_UP_TO = 40_320  # 8!: up to this many matchings, each is tried (3 balls make 6); scipy's Hungarian beyond
 
 
 def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:

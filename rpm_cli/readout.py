@@ -32,8 +32,9 @@ EVERY_MATCHING_UP_TO = 40_320  # 8!: up to this many matchings, each is tried (3
 
 def best_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
     """Rows matched to columns with the least total cost (maps to balls here, latent dimensions to true latents
-    in data/clica.py); min(rows, cols) pairs. A small matrix tries every matching: the answer is the same, and
-    importing scipy.optimize for it took 0.3 s of `rpm evaluate`'s 2 s (measured)."""
+    in data/clica.py); min(rows, cols) pairs. A small matrix tries every matching: the least total is the same
+    (ties may pick another matching of it), and importing scipy.optimize for it took 0.3 s of `rpm evaluate`'s
+    2 s (measured)."""
     rows, cols = cost.shape
     if rows > cols:
         return sorted((r, c) for c, r in best_assignment(cost.T))

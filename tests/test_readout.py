@@ -46,7 +46,7 @@ def test_best_assignment_by_hand():
 @given(st.tuples(st.integers(1, 9), st.integers(1, 9)).flatmap(
     lambda shape: arrays(np.float64, shape, elements=st.integers(-5, 5).map(float) | st.floats(-1e3, 1e3))))
 def test_best_assignment_costs_what_scipys_hungarian_costs(cost):
-    """Tried matchings (up to 8 x 8) and scipy's Hungarian (beyond) both find a least-cost matching, ties (whole
+    """Tried matchings (up to 8! of them) and scipy's Hungarian (beyond) both find a least-cost matching, ties (whole
     numbers) included: one column per row, min(rows, cols) pairs, the same total as scipy's."""
     pairs = best_assignment(cost)
     rows, cols = linear_sum_assignment(cost)
